@@ -1,0 +1,651 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * DMA confinement for virtio-msg buses.
+ *
+ * A virtio-msg device (a user-space backend, a secure partition) can reach
+ * only the memory it has been given: a reserved-memory region from the
+ * device tree, or a pool allocated at run time.  Every virtqueue and every
+ * buffer must therefore live there.
+ *
+ * Upstream that is a "restricted-dma-pool" region with swiotlb behind it,
+ * but Debian kernels do not set CONFIG_DMA_RESTRICTED_POOL and export no
+ * swiotlb symbols.  So: where the kernel attached ops to the region, use
+ * them; otherwise bounce through our own allocator over the region, plugged
+ * in as dma_map_ops of the bus device, or (6.18+) as virtio_map_ops of each
+ * virtio device.  Bus addresses are bus_base + pool offset; bus_base is the
+ * physical address of a device-tree region (what swiotlb would produce) or
+ * an arbitrary constant for a run-time pool.
+ */
+#define pr_fmt(fmt) "virtio-msg: " fmt
+
+#include <linux/dma-map-ops.h>
+#include <linux/dma-mapping.h>
+#include <linux/genalloc.h>
+#include <linux/highmem.h>
+#include <linux/io.h>
+#include <linux/mm.h>
+#include <linux/of.h>
+#include <linux/of_reserved_mem.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+
+#include "../src/virtio_msg_internal.h"
+
+/* Bounce granule: small enough for 16-byte headers, cheap to track. */
+#define VMSG_POOL_SLOT_SHIFT	9
+#define VMSG_POOL_SLOT_SIZE	(1UL << VMSG_POOL_SLOT_SHIFT)
+/* Bus address of a run-time pool; any page-aligned non-zero value works. */
+#define VMSG_POOL_RUNTIME_BASE	SZ_4G
+
+struct virtio_msg_pool {
+	struct device *dev;		/* owner, for messages */
+	struct device *dma_dev;		/* the bus device DMA is done for */
+	struct reserved_mem *rmem;	/* device-tree region, or NULL */
+	bool kernel_ops;		/* the kernel's restricted-dma-pool ops */
+
+	void *vaddr;			/* kernel mapping of the whole pool */
+	struct page **pages;		/* run-time pool */
+	unsigned int nr_pages;
+	size_t size;
+	dma_addr_t bus_base;
+
+	struct gen_pool *gen;
+	/* Per slot: the CPU buffer a streaming mapping bounces for. */
+	phys_addr_t *orig;
+};
+
+static struct virtio_msg_pool *dev_to_pool(struct device *dev)
+{
+	return dev_get_drvdata(dev);
+}
+
+static bool vmsg_pool_contains(struct virtio_msg_pool *pool, dma_addr_t addr,
+			       size_t size)
+{
+	return addr >= pool->bus_base && size <= pool->size &&
+	       addr - pool->bus_base <= pool->size - size;
+}
+
+static void *vmsg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr)
+{
+	return pool->vaddr + (addr - pool->bus_base);
+}
+
+static phys_addr_t vmsg_pool_orig(struct virtio_msg_pool *pool, dma_addr_t addr)
+{
+	dma_addr_t off = addr - pool->bus_base;
+
+	return pool->orig[off >> VMSG_POOL_SLOT_SHIFT] +
+	       (off & (VMSG_POOL_SLOT_SIZE - 1));
+}
+
+/* Copies between a bounce buffer and the (possibly highmem) CPU buffer. */
+static void vmsg_pool_copy(phys_addr_t phys, void *bounce, size_t size,
+			   bool to_device)
+{
+	while (size) {
+		size_t off = offset_in_page(phys);
+		size_t n = min_t(size_t, size, PAGE_SIZE - off);
+		void *p = kmap_local_page(pfn_to_page(PHYS_PFN(phys)));
+
+		if (to_device)
+			memcpy(bounce, p + off, n);
+		else
+			memcpy(p + off, bounce, n);
+		kunmap_local(p);
+		phys += n;
+		bounce += n;
+		size -= n;
+	}
+}
+
+static void vmsg_pool_exhausted(struct virtio_msg_pool *pool, size_t size)
+{
+	dev_err_ratelimited(pool->dev,
+			    "DMA pool exhausted: %zu bytes requested, %zu of %zu free; enlarge the pool\n",
+			    size, gen_pool_avail(pool->gen), pool->size);
+}
+
+static dma_addr_t vmsg_pool_map(struct virtio_msg_pool *pool, phys_addr_t phys,
+				size_t size, enum dma_data_direction dir,
+				unsigned long attrs)
+{
+	unsigned long vaddr;
+	dma_addr_t addr;
+	size_t i, slot;
+
+	if (!size || !pfn_valid(PHYS_PFN(phys)) ||
+	    !pfn_valid(PHYS_PFN(phys + size - 1)))
+		return DMA_MAPPING_ERROR;
+
+	vaddr = gen_pool_alloc(pool->gen, size);
+	if (!vaddr) {
+		vmsg_pool_exhausted(pool, size);
+		return DMA_MAPPING_ERROR;
+	}
+	addr = gen_pool_virt_to_phys(pool->gen, vaddr);
+	slot = (addr - pool->bus_base) >> VMSG_POOL_SLOT_SHIFT;
+	for (i = 0; i < DIV_ROUND_UP(size, VMSG_POOL_SLOT_SIZE); i++)
+		pool->orig[slot + i] = phys + i * VMSG_POOL_SLOT_SIZE;
+
+	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) &&
+	    (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL))
+		vmsg_pool_copy(phys, (void *)vaddr, size, true);
+	return addr;
+}
+
+static void vmsg_pool_sync(struct virtio_msg_pool *pool, dma_addr_t addr,
+			   size_t size, enum dma_data_direction dir,
+			   bool for_device)
+{
+	if (!vmsg_pool_contains(pool, addr, size)) {
+		dev_err_ratelimited(pool->dev, "sync of %pad+%zu outside the pool\n",
+				    &addr, size);
+		return;
+	}
+	if (for_device && (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL))
+		vmsg_pool_copy(vmsg_pool_orig(pool, addr),
+			       vmsg_pool_vaddr(pool, addr), size, true);
+	if (!for_device && (dir == DMA_FROM_DEVICE || dir == DMA_BIDIRECTIONAL))
+		vmsg_pool_copy(vmsg_pool_orig(pool, addr),
+			       vmsg_pool_vaddr(pool, addr), size, false);
+}
+
+static void vmsg_pool_unmap(struct virtio_msg_pool *pool, dma_addr_t addr,
+			    size_t size, enum dma_data_direction dir,
+			    unsigned long attrs)
+{
+	if (!vmsg_pool_contains(pool, addr, size)) {
+		dev_err_ratelimited(pool->dev, "unmap of %pad+%zu outside the pool\n",
+				    &addr, size);
+		return;
+	}
+	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC))
+		vmsg_pool_sync(pool, addr, size, dir, false);
+	gen_pool_free(pool->gen, (unsigned long)vmsg_pool_vaddr(pool, addr), size);
+}
+
+static void *vmsg_pool_alloc(struct virtio_msg_pool *pool, size_t size,
+			     dma_addr_t *addr)
+{
+	/* Callers of dma_alloc_coherent() rely on page alignment. */
+	struct genpool_data_align align = { .align = PAGE_SIZE };
+	unsigned long vaddr;
+
+	vaddr = gen_pool_alloc_algo(pool->gen, size, gen_pool_first_fit_align,
+				    &align);
+	if (!vaddr) {
+		vmsg_pool_exhausted(pool, size);
+		return NULL;
+	}
+	memset((void *)vaddr, 0, size);
+	*addr = gen_pool_virt_to_phys(pool->gen, vaddr);
+	return (void *)vaddr;
+}
+
+static void vmsg_pool_free(struct virtio_msg_pool *pool, size_t size,
+			   void *vaddr, dma_addr_t addr)
+{
+	if (!vmsg_pool_contains(pool, addr, size) ||
+	    vaddr != vmsg_pool_vaddr(pool, addr)) {
+		dev_err_ratelimited(pool->dev, "free of %pad+%zu outside the pool\n",
+				    &addr, size);
+		return;
+	}
+	gen_pool_free(pool->gen, (unsigned long)vaddr, size);
+}
+
+static size_t vmsg_pool_max_mapping(struct virtio_msg_pool *pool)
+{
+	/* Leave room for other requests: one mapping may take 1/8 of the pool. */
+	return max_t(size_t, pool->size / 8, PAGE_SIZE);
+}
+
+#ifndef HAVE_VIRTIO_MAP_OPS
+/* dma_map_ops on the bus device (kernels without virtio_map_ops) */
+
+static void *vmsg_dma_alloc(struct device *dev, size_t size,
+			    dma_addr_t *dma_handle, gfp_t gfp,
+			    unsigned long attrs)
+{
+	return vmsg_pool_alloc(dev_to_pool(dev), size, dma_handle);
+}
+
+static void vmsg_dma_free(struct device *dev, size_t size, void *vaddr,
+			  dma_addr_t dma_handle, unsigned long attrs)
+{
+	vmsg_pool_free(dev_to_pool(dev), size, vaddr, dma_handle);
+}
+
+/* Only kernels before 6.18 come here: they have map_page, not map_phys. */
+static dma_addr_t vmsg_dma_map_page(struct device *dev, struct page *page,
+				    unsigned long offset, size_t size,
+				    enum dma_data_direction dir,
+				    unsigned long attrs)
+{
+	return vmsg_pool_map(dev_to_pool(dev), page_to_phys(page) + offset,
+			     size, dir, attrs);
+}
+
+static void vmsg_dma_unmap_page(struct device *dev, dma_addr_t addr,
+				size_t size, enum dma_data_direction dir,
+				unsigned long attrs)
+{
+	vmsg_pool_unmap(dev_to_pool(dev), addr, size, dir, attrs);
+}
+
+static void vmsg_dma_unmap_sg(struct device *dev, struct scatterlist *sgl,
+			      int nents, enum dma_data_direction dir,
+			      unsigned long attrs)
+{
+	struct virtio_msg_pool *pool = dev_to_pool(dev);
+	struct scatterlist *sg;
+	int i;
+
+	for_each_sg(sgl, sg, nents, i)
+		vmsg_pool_unmap(pool, sg_dma_address(sg), sg_dma_len(sg), dir,
+				attrs);
+}
+
+static int vmsg_dma_map_sg(struct device *dev, struct scatterlist *sgl,
+			   int nents, enum dma_data_direction dir,
+			   unsigned long attrs)
+{
+	struct virtio_msg_pool *pool = dev_to_pool(dev);
+	struct scatterlist *sg;
+	int i;
+
+	for_each_sg(sgl, sg, nents, i) {
+		sg->dma_address = vmsg_pool_map(pool, sg_phys(sg), sg->length,
+						dir, attrs);
+		if (sg->dma_address == DMA_MAPPING_ERROR) {
+			vmsg_dma_unmap_sg(dev, sgl, i, dir,
+					  attrs | DMA_ATTR_SKIP_CPU_SYNC);
+			return -ENOMEM;
+		}
+		sg_dma_len(sg) = sg->length;
+	}
+	return nents;
+}
+
+static void vmsg_dma_sync_single_for_cpu(struct device *dev, dma_addr_t addr,
+					 size_t size,
+					 enum dma_data_direction dir)
+{
+	vmsg_pool_sync(dev_to_pool(dev), addr, size, dir, false);
+}
+
+static void vmsg_dma_sync_single_for_device(struct device *dev,
+					    dma_addr_t addr, size_t size,
+					    enum dma_data_direction dir)
+{
+	vmsg_pool_sync(dev_to_pool(dev), addr, size, dir, true);
+}
+
+static void vmsg_dma_sync_sg_for_cpu(struct device *dev,
+				     struct scatterlist *sgl, int nents,
+				     enum dma_data_direction dir)
+{
+	struct scatterlist *sg;
+	int i;
+
+	for_each_sg(sgl, sg, nents, i)
+		vmsg_dma_sync_single_for_cpu(dev, sg_dma_address(sg),
+					     sg_dma_len(sg), dir);
+}
+
+static void vmsg_dma_sync_sg_for_device(struct device *dev,
+					struct scatterlist *sgl, int nents,
+					enum dma_data_direction dir)
+{
+	struct scatterlist *sg;
+	int i;
+
+	for_each_sg(sgl, sg, nents, i)
+		vmsg_dma_sync_single_for_device(dev, sg_dma_address(sg),
+						sg_dma_len(sg), dir);
+}
+
+static size_t vmsg_dma_max_mapping_size(struct device *dev)
+{
+	return vmsg_pool_max_mapping(dev_to_pool(dev));
+}
+
+static const struct dma_map_ops vmsg_pool_dma_ops = {
+	.alloc			= vmsg_dma_alloc,
+	.free			= vmsg_dma_free,
+	.map_page		= vmsg_dma_map_page,
+	.unmap_page		= vmsg_dma_unmap_page,
+	.map_sg			= vmsg_dma_map_sg,
+	.unmap_sg		= vmsg_dma_unmap_sg,
+	.sync_single_for_cpu	= vmsg_dma_sync_single_for_cpu,
+	.sync_single_for_device	= vmsg_dma_sync_single_for_device,
+	.sync_sg_for_cpu	= vmsg_dma_sync_sg_for_cpu,
+	.sync_sg_for_device	= vmsg_dma_sync_sg_for_device,
+	.max_mapping_size	= vmsg_dma_max_mapping_size,
+};
+#else
+/* virtio_map_ops on each virtio device (6.18+): no dma_map_ops needed */
+
+static struct virtio_msg_pool *map_to_pool(union virtio_map map)
+{
+	return dev_to_pool(map.dma_dev);
+}
+
+static dma_addr_t vmsg_map_page(union virtio_map map, struct page *page,
+				unsigned long offset, size_t size,
+				enum dma_data_direction dir,
+				unsigned long attrs)
+{
+	return vmsg_pool_map(map_to_pool(map), page_to_phys(page) + offset,
+			     size, dir, attrs);
+}
+
+static void vmsg_unmap_page(union virtio_map map, dma_addr_t addr,
+			    size_t size, enum dma_data_direction dir,
+			    unsigned long attrs)
+{
+	vmsg_pool_unmap(map_to_pool(map), addr, size, dir, attrs);
+}
+
+static void vmsg_map_sync_for_cpu(union virtio_map map, dma_addr_t addr,
+				  size_t size, enum dma_data_direction dir)
+{
+	vmsg_pool_sync(map_to_pool(map), addr, size, dir, false);
+}
+
+static void vmsg_map_sync_for_device(union virtio_map map, dma_addr_t addr,
+				     size_t size, enum dma_data_direction dir)
+{
+	vmsg_pool_sync(map_to_pool(map), addr, size, dir, true);
+}
+
+static void *vmsg_map_alloc(union virtio_map map, size_t size,
+			    dma_addr_t *addr, gfp_t gfp)
+{
+	return vmsg_pool_alloc(map_to_pool(map), size, addr);
+}
+
+static void vmsg_map_free(union virtio_map map, size_t size, void *vaddr,
+			  dma_addr_t addr, unsigned long attrs)
+{
+	vmsg_pool_free(map_to_pool(map), size, vaddr, addr);
+}
+
+static bool vmsg_map_need_sync(union virtio_map map, dma_addr_t addr)
+{
+	return true;
+}
+
+static int vmsg_map_mapping_error(union virtio_map map, dma_addr_t addr)
+{
+	return addr == DMA_MAPPING_ERROR;
+}
+
+static size_t vmsg_map_max_mapping_size(union virtio_map map)
+{
+	return vmsg_pool_max_mapping(map_to_pool(map));
+}
+
+static const struct virtio_map_ops vmsg_pool_map_ops = {
+	.map_page		= vmsg_map_page,
+	.unmap_page		= vmsg_unmap_page,
+	.sync_single_for_cpu	= vmsg_map_sync_for_cpu,
+	.sync_single_for_device	= vmsg_map_sync_for_device,
+	.alloc			= vmsg_map_alloc,
+	.free			= vmsg_map_free,
+	.need_sync		= vmsg_map_need_sync,
+	.mapping_error		= vmsg_map_mapping_error,
+	.max_mapping_size	= vmsg_map_max_mapping_size,
+};
+#endif /* HAVE_VIRTIO_MAP_OPS */
+
+/**
+ * virtio_msg_pool_setup_vdev - confine a virtio device's DMA to the pool
+ * @pool: the bus's pool
+ * @vdev: a virtio device not registered yet
+ */
+void virtio_msg_pool_setup_vdev(struct virtio_msg_pool *pool,
+				struct virtio_device *vdev)
+{
+#ifdef HAVE_VIRTIO_MAP_OPS
+	if (pool->kernel_ops)
+		return;
+	vdev->map = &vmsg_pool_map_ops;
+	vdev->vmap.dma_dev = pool->dma_dev;
+#endif
+}
+
+/**
+ * virtio_msg_pool_attach - make the pool back the DMA of @dma_dev
+ * @pool: the pool
+ * @dma_dev: the bus device, parent of all virtio devices of the bus
+ *
+ * Return: 0 or a negative errno.
+ */
+int virtio_msg_pool_attach(struct virtio_msg_pool *pool, struct device *dma_dev)
+{
+	int ret;
+
+	pool->dma_dev = dma_dev;
+	dev_set_drvdata(dma_dev, pool);
+
+	if (pool->rmem && pool->rmem->ops) {
+		ret = vmsg_reserved_mem_device_init(dma_dev, pool->rmem);
+		if (!ret) {
+			pool->kernel_ops = true;
+			dev_info(pool->dev, "DMA confined to %pa+%pa by the kernel's pool ops\n",
+				 &pool->rmem->base, &pool->rmem->size);
+			return 0;
+		}
+		dev_warn(pool->dev, "kernel pool ops failed (%d), bouncing ourselves\n",
+			 ret);
+	}
+
+#ifndef HAVE_VIRTIO_MAP_OPS
+	set_dma_ops(dma_dev, &vmsg_pool_dma_ops);
+#endif
+	dev_info(pool->dev, "DMA confined to a %zu KiB pool at bus address %pad\n",
+		 pool->size / SZ_1K, &pool->bus_base);
+	return 0;
+}
+
+/**
+ * virtio_msg_pool_detach - undo virtio_msg_pool_attach()
+ * @pool: the pool; no virtio device uses it any more
+ */
+void virtio_msg_pool_detach(struct virtio_msg_pool *pool)
+{
+	if (!pool->dma_dev)
+		return;
+	if (pool->kernel_ops)
+		vmsg_reserved_mem_device_release(pool->dma_dev, pool->rmem);
+#ifndef HAVE_VIRTIO_MAP_OPS
+	else
+		set_dma_ops(pool->dma_dev, NULL);
+#endif
+	dev_set_drvdata(pool->dma_dev, NULL);
+	pool->dma_dev = NULL;
+	pool->kernel_ops = false;
+}
+
+static int vmsg_pool_map_region(struct virtio_msg_pool *pool,
+				struct reserved_mem *rmem)
+{
+	if (!PAGE_ALIGNED(rmem->base) || !PAGE_ALIGNED(rmem->size) ||
+	    !rmem->size) {
+		dev_err(pool->dev, "reserved memory %pa+%pa is not page aligned\n",
+			&rmem->base, &rmem->size);
+		return -EINVAL;
+	}
+	pool->vaddr = memremap(rmem->base, rmem->size, MEMREMAP_WB);
+	if (!pool->vaddr)
+		return -ENOMEM;
+	pool->rmem = rmem;
+	pool->size = rmem->size;
+	pool->bus_base = rmem->base;
+	return 0;
+}
+
+static int vmsg_pool_alloc_pages(struct virtio_msg_pool *pool, size_t size)
+{
+	unsigned int i;
+
+	pool->nr_pages = PAGE_ALIGN(size) >> PAGE_SHIFT;
+	if (!pool->nr_pages)
+		return -EINVAL;
+	pool->pages = kvcalloc(pool->nr_pages, sizeof(*pool->pages), GFP_KERNEL);
+	if (!pool->pages)
+		return -ENOMEM;
+	/* Page by page: no contiguous allocation of this size is guaranteed. */
+	for (i = 0; i < pool->nr_pages; i++) {
+		pool->pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!pool->pages[i])
+			return -ENOMEM;
+	}
+	pool->vaddr = vmap(pool->pages, pool->nr_pages, VM_MAP, PAGE_KERNEL);
+	if (!pool->vaddr)
+		return -ENOMEM;
+	pool->size = (size_t)pool->nr_pages << PAGE_SHIFT;
+	pool->bus_base = VMSG_POOL_RUNTIME_BASE;
+	return 0;
+}
+
+/**
+ * virtio_msg_pool_create - find or allocate the DMA pool of a bus
+ * @dev: the bus driver's device, for messages
+ * @compatible: compatible of the reserved-memory node to use
+ * @node_name: node name used by existing device trees ("vmsglb"), or NULL
+ * @runtime_size: size of the pool to allocate when there is no node
+ *
+ * Return: the pool or an ERR_PTR().
+ */
+struct virtio_msg_pool *virtio_msg_pool_create(struct device *dev,
+					       const char *compatible,
+					       const char *node_name,
+					       size_t runtime_size)
+{
+	struct virtio_msg_pool *pool;
+	struct reserved_mem *rmem = NULL;
+	struct device_node *np;
+	int ret;
+
+	pool = kzalloc(sizeof(*pool), GFP_KERNEL);
+	if (!pool)
+		return ERR_PTR(-ENOMEM);
+	pool->dev = dev;
+
+	np = vmsg_of_reserved_mem_find(compatible);
+	if (np) {
+		rmem = of_reserved_mem_lookup(np);
+		if (!rmem) {
+			dev_err(dev, "%pOF is not a reserved-memory region\n", np);
+			of_node_put(np);
+			ret = -EINVAL;
+			goto err;
+		}
+		of_node_put(np);
+	} else if (node_name) {
+		/* Device trees written for the RFC name the node instead. */
+		rmem = vmsg_of_reserved_mem_lookup_by_name(node_name);
+		if (IS_ERR(rmem))
+			rmem = NULL;
+	}
+
+	if (rmem) {
+		dev_info(dev, "using reserved memory %s at %pa\n", rmem->name,
+			 &rmem->base);
+		ret = vmsg_pool_map_region(pool, rmem);
+	} else {
+		ret = vmsg_pool_alloc_pages(pool, runtime_size);
+	}
+	if (ret)
+		goto err;
+
+	pool->gen = gen_pool_create(VMSG_POOL_SLOT_SHIFT, NUMA_NO_NODE);
+	if (!pool->gen) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	ret = gen_pool_add_virt(pool->gen, (unsigned long)pool->vaddr,
+				pool->bus_base, pool->size, NUMA_NO_NODE);
+	if (ret)
+		goto err;
+	pool->orig = kvcalloc(pool->size >> VMSG_POOL_SLOT_SHIFT,
+			      sizeof(*pool->orig), GFP_KERNEL);
+	if (!pool->orig) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	return pool;
+
+err:
+	virtio_msg_pool_destroy(pool);
+	return ERR_PTR(ret);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_create, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_pool_destroy - free a pool no bus uses any more
+ * @pool: the pool
+ */
+void virtio_msg_pool_destroy(struct virtio_msg_pool *pool)
+{
+	unsigned int i;
+
+	kvfree(pool->orig);
+	if (pool->gen)
+		gen_pool_destroy(pool->gen);
+	if (pool->rmem) {
+		memunmap(pool->vaddr);
+	} else if (pool->pages) {
+		if (pool->vaddr)
+			vunmap(pool->vaddr);
+		/* Pages still mapped by a process stay until it unmaps them. */
+		for (i = 0; i < pool->nr_pages && pool->pages[i]; i++)
+			__free_page(pool->pages[i]);
+		kvfree(pool->pages);
+	}
+	kfree(pool);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_destroy, "VIRTIO_MSG");
+
+size_t virtio_msg_pool_size(const struct virtio_msg_pool *pool)
+{
+	return pool->size;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_size, "VIRTIO_MSG");
+
+dma_addr_t virtio_msg_pool_bus_base(const struct virtio_msg_pool *pool)
+{
+	return pool->bus_base;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_bus_base, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_pool_mmap - map (part of) the pool into a process
+ * @pool: the pool
+ * @vma: the mapping; vm_pgoff is the page offset into the pool
+ *
+ * Return: 0, or -EINVAL for a range not entirely inside the pool.
+ */
+int virtio_msg_pool_mmap(struct virtio_msg_pool *pool,
+			 struct vm_area_struct *vma)
+{
+	unsigned long pages = pool->size >> PAGE_SHIFT;
+	unsigned long len = vma_pages(vma);
+
+	if (vma->vm_pgoff >= pages || len > pages - vma->vm_pgoff)
+		return -EINVAL;
+
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	if (pool->pages)
+		return vm_map_pages(vma, pool->pages, pool->nr_pages);
+	return remap_pfn_range(vma, vma->vm_start,
+			       PHYS_PFN(pool->bus_base) + vma->vm_pgoff,
+			       len << PAGE_SHIFT, vma->vm_page_prot);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_mmap, "VIRTIO_MSG");

@@ -1,0 +1,1286 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * virtio-msg transport core.
+ *
+ * Implements struct virtio_config_ops on top of request/response messages
+ * that a bus driver carries to a device (a secure partition, a hypervisor,
+ * a user-space backend...).  Bus drivers register a struct virtio_msg_bus,
+ * add devices by number and feed everything they receive to
+ * virtio_msg_bus_receive().
+ *
+ * Rules the code below keeps:
+ *  - at most one request per device is outstanding (xfer_lock); its
+ *    response is matched by device number, message id and token, under the
+ *    bus's lookup_lock, and is copied only into the buffer of the request
+ *    still waiting for it;
+ *  - a request that gets no answer within timeout_ms breaks the device:
+ *    virtqueues stop and every later request fails at once;
+ *  - kicks (EVENT_AVAIL) never sleep: virtqueue_notify() may be called in
+ *    atomic context;
+ *  - everything received is untrusted and is checked before use.
+ */
+#define pr_fmt(fmt) "virtio-msg: " fmt
+
+#include <linux/delay.h>
+#include <linux/device.h>
+#include <linux/idr.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+#include "virtio_msg_internal.h"
+
+static unsigned int timeout_ms = 3000;
+module_param(timeout_ms, uint, 0644);
+MODULE_PARM_DESC(timeout_ms,
+		 "Milliseconds to wait for a response before the device is marked broken (default 3000)");
+
+/* A config read whose chunks disagree on the generation is retried. */
+#define VMSG_CONFIG_RETRIES	8
+/* Split virtqueues are limited to 32768 entries. */
+#define VMSG_VQ_MAX_SIZE	32768
+/* Sanity limits on what a device may announce. */
+#define VMSG_MAX_CONFIG_SIZE	SZ_64K
+#define VMSG_MAX_VQS		1024
+
+static DEFINE_IDA(virtio_msg_bus_ida);
+
+struct virtio_msg_pending {
+	struct completion done;
+	struct virtio_msg_header *resp;
+	size_t resp_size;
+	ssize_t resp_len;
+	int err;
+	u16 token;
+	u8 msg_id;
+};
+
+struct virtio_msg_device {
+	struct virtio_device vdev;
+	struct virtio_msg_bus *bus;
+	u16 dev_num;
+
+	/* From GET_DEVICE_INFO */
+	u32 device_id;
+	u32 vendor_id;
+	u32 num_feature_bits;
+	u32 config_size;
+	u32 max_vqs;
+
+	/* Serialises requests; protects the buffers below. */
+	struct mutex xfer_lock;
+	struct virtio_msg_header *req;
+	struct virtio_msg_header *resp;
+	void *wire;
+	size_t canon_size;
+	u16 token;
+	u8 status;
+
+	/* Protected by bus->lookup_lock */
+	struct virtio_msg_pending *pending;
+	struct virtqueue **vqs;
+	bool registered;
+
+	bool broken;
+	u32 config_generation;
+};
+
+static struct virtio_msg_device *to_vmsg_device(struct virtio_device *vdev)
+{
+	return container_of(vdev, struct virtio_msg_device, vdev);
+}
+
+static const char *const virtio_msg_names[] = {
+	[VIRTIO_MSG_GET_DEVICE_INFO]	= "GET_DEVICE_INFO",
+	[VIRTIO_MSG_GET_DEVICE_FEATURES] = "GET_DEVICE_FEATURES",
+	[VIRTIO_MSG_SET_DRIVER_FEATURES] = "SET_DRIVER_FEATURES",
+	[VIRTIO_MSG_GET_CONFIG]		= "GET_CONFIG",
+	[VIRTIO_MSG_SET_CONFIG]		= "SET_CONFIG",
+	[VIRTIO_MSG_GET_DEVICE_STATUS]	= "GET_DEVICE_STATUS",
+	[VIRTIO_MSG_SET_DEVICE_STATUS]	= "SET_DEVICE_STATUS",
+	[VIRTIO_MSG_GET_VQUEUE]		= "GET_VQUEUE",
+	[VIRTIO_MSG_SET_VQUEUE]		= "SET_VQUEUE",
+	[VIRTIO_MSG_RESET_VQUEUE]	= "RESET_VQUEUE",
+	[VIRTIO_MSG_GET_SHM]		= "GET_SHM",
+};
+
+static const char *virtio_msg_name(u8 msg_id)
+{
+	if (msg_id < ARRAY_SIZE(virtio_msg_names) && virtio_msg_names[msg_id])
+		return virtio_msg_names[msg_id];
+	return "message";
+}
+
+static struct device *vmsg_dev(struct virtio_msg_device *vmdev)
+{
+	return &vmdev->bus->dev;
+}
+
+static void vmsg_mark_broken(struct virtio_msg_device *vmdev, const char *why)
+{
+	if (xchg(&vmdev->broken, true))
+		return;
+	dev_err(vmsg_dev(vmdev), "device %u: %s; marking it broken\n",
+		vmdev->dev_num, why);
+	/* vqs and vqs_list_lock are set up before the first request. */
+	virtio_break_device(&vmdev->vdev);
+}
+
+/* Zeroed payload area of the request buffer; the caller holds xfer_lock. */
+static void *vmsg_req_payload(struct virtio_msg_device *vmdev, size_t len)
+{
+	void *payload = virtio_msg_payload(vmdev->req);
+
+	memset(payload, 0, len);
+	return payload;
+}
+
+/**
+ * vmsg_xfer - send the request in vmdev->req and wait for its response
+ * @vmdev: the device; the caller holds xfer_lock
+ * @msg_id: request id
+ * @len: payload length of the request
+ * @resp_min: smallest acceptable response payload
+ *
+ * Return: response payload length (>= @resp_min), the response being in
+ * vmdev->resp, or a negative errno.
+ */
+static ssize_t vmsg_xfer(struct virtio_msg_device *vmdev, u8 msg_id,
+			 size_t len, size_t resp_min)
+{
+	struct virtio_msg_bus *bus = vmdev->bus;
+	struct virtio_msg_header *req = vmdev->req;
+	struct virtio_msg_pending pending = {
+		.resp = vmdev->resp,
+		.resp_size = vmdev->canon_size,
+		.msg_id = msg_id,
+	};
+	bool timed_out = false;
+	ssize_t wire_len;
+	size_t plen;
+	int ret;
+
+	lockdep_assert_held(&vmdev->xfer_lock);
+
+	if (READ_ONCE(vmdev->broken))
+		return -EIO;
+
+	/* Token 0 marks events; requests never use it. */
+	if (!++vmdev->token)
+		vmdev->token = 1;
+	pending.token = vmdev->token;
+
+	req->type = 0;
+	req->msg_id = msg_id;
+	req->dev_num = cpu_to_le16(vmdev->dev_num);
+	req->token = cpu_to_le16(vmdev->token);
+	req->msg_size = cpu_to_le16(sizeof(*req) + len);
+	wire_len = virtio_msg_wire_encode(bus->format, req, vmdev->wire,
+					  bus->max_msg_size);
+	if (wire_len < 0)
+		return wire_len;
+
+	init_completion(&pending.done);
+	spin_lock_bh(&bus->lookup_lock);
+	vmdev->pending = &pending;
+	spin_unlock_bh(&bus->lookup_lock);
+
+	ret = bus->ops->send(bus, vmdev->wire, wire_len, false);
+	if (!ret &&
+	    !wait_for_completion_timeout(&pending.done,
+					 msecs_to_jiffies(READ_ONCE(timeout_ms))))
+		timed_out = true;
+
+	/* After this, a late response finds nothing to complete. */
+	spin_lock_bh(&bus->lookup_lock);
+	if (vmdev->pending == &pending) {
+		vmdev->pending = NULL;
+	} else {
+		timed_out = false;
+	}
+	spin_unlock_bh(&bus->lookup_lock);
+
+	if (ret) {
+		dev_err(vmsg_dev(vmdev), "device %u: cannot send %s: %d\n",
+			vmdev->dev_num, virtio_msg_name(msg_id), ret);
+		vmsg_mark_broken(vmdev, "transport error");
+		return ret;
+	}
+	if (timed_out) {
+		if (bus->ops->cancel)
+			bus->ops->cancel(bus, vmdev->dev_num, pending.token);
+		dev_err(vmsg_dev(vmdev), "device %u: no response to %s within %u ms\n",
+			vmdev->dev_num, virtio_msg_name(msg_id),
+			READ_ONCE(timeout_ms));
+		vmsg_mark_broken(vmdev, "request timed out");
+		return -ETIMEDOUT;
+	}
+	if (pending.err) {
+		vmsg_mark_broken(vmdev, pending.err == -EPROTO ?
+				 "malformed response" : "backend went away");
+		return pending.err;
+	}
+
+	plen = pending.resp_len - sizeof(*vmdev->resp);
+	if (plen < resp_min) {
+		dev_err(vmsg_dev(vmdev), "device %u: %s response too short (%zu < %zu)\n",
+			vmdev->dev_num, virtio_msg_name(msg_id), plen, resp_min);
+		vmsg_mark_broken(vmdev, "malformed response");
+		return -EPROTO;
+	}
+	return plen;
+}
+
+static int vmsg_send_event(struct virtio_msg_device *vmdev, u8 msg_id,
+			   const void *payload, size_t len)
+{
+	struct virtio_msg_bus *bus = vmdev->bus;
+	struct {
+		struct virtio_msg_header hdr;
+		struct virtio_msg_event_avail payload;
+	} msg;
+	u8 wire[sizeof(msg)];
+	ssize_t wire_len;
+
+	/* Events go on the stack: kicks run concurrently, in any context. */
+	if (len > sizeof(msg.payload))
+		return -EINVAL;
+	msg.hdr.type = 0;
+	msg.hdr.msg_id = msg_id;
+	msg.hdr.dev_num = cpu_to_le16(vmdev->dev_num);
+	msg.hdr.token = cpu_to_le16(VIRTIO_MSG_TOKEN_EVENT);
+	msg.hdr.msg_size = cpu_to_le16(sizeof(msg.hdr) + len);
+	memcpy(&msg.payload, payload, len);
+
+	wire_len = virtio_msg_wire_encode(bus->format, &msg.hdr, wire,
+					  min_t(size_t, sizeof(wire),
+						bus->max_msg_size));
+	if (wire_len < 0)
+		return wire_len;
+	return bus->ops->send(bus, wire, wire_len, true);
+}
+
+static int vmsg_get_device_info(struct virtio_msg_device *vmdev)
+{
+	struct virtio_msg_get_device_info_resp *info;
+	ssize_t ret;
+
+	guard(mutex)(&vmdev->xfer_lock);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_DEVICE_INFO, 0, sizeof(*info));
+	if (ret < 0)
+		return ret;
+
+	info = virtio_msg_payload(vmdev->resp);
+	vmdev->device_id = le32_to_cpu(info->device_id);
+	vmdev->vendor_id = le32_to_cpu(info->vendor_id);
+	vmdev->num_feature_bits = le32_to_cpu(info->num_feature_bits);
+	vmdev->config_size = le32_to_cpu(info->config_size);
+	vmdev->max_vqs = le32_to_cpu(info->max_virtqueues);
+
+	if (!vmdev->device_id)
+		return -ENODEV;
+	if (vmdev->num_feature_bits % 32 || !vmdev->num_feature_bits ||
+	    vmdev->config_size > VMSG_MAX_CONFIG_SIZE ||
+	    vmdev->max_vqs > VMSG_MAX_VQS) {
+		dev_err(vmsg_dev(vmdev),
+			"device %u: invalid device info (features %u, config %u, queues %u)\n",
+			vmdev->dev_num, vmdev->num_feature_bits,
+			vmdev->config_size, vmdev->max_vqs);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static unsigned int vmsg_feature_blocks(struct virtio_msg_device *vmdev)
+{
+	return min_t(unsigned int, vmdev->num_feature_bits / 32,
+		     VMSG_FEATURE_WORDS * 2);
+}
+
+/* Reads the device feature bits into @features (VMSG_FEATURE_WORDS u64s). */
+static int vmsg_read_features(struct virtio_msg_device *vmdev, u64 *features)
+{
+	unsigned int blocks = vmsg_feature_blocks(vmdev);
+	struct virtio_msg_features *req, *resp;
+	unsigned int i, num;
+	ssize_t ret;
+
+	memset(features, 0, VMSG_FEATURE_WORDS * sizeof(u64));
+
+	guard(mutex)(&vmdev->xfer_lock);
+	req = vmsg_req_payload(vmdev, sizeof(*req));
+	req->block_index = cpu_to_le32(0);
+	req->num_blocks = cpu_to_le32(blocks);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_DEVICE_FEATURES, sizeof(*req),
+			sizeof(*resp));
+	if (ret < 0)
+		return ret;
+
+	resp = virtio_msg_payload(vmdev->resp);
+	num = le32_to_cpu(resp->num_blocks);
+	if (le32_to_cpu(resp->block_index) != 0 || num > blocks ||
+	    ret < sizeof(*resp) + num * sizeof(__le32)) {
+		vmsg_mark_broken(vmdev, "malformed GET_DEVICE_FEATURES response");
+		return -EPROTO;
+	}
+	for (i = 0; i < num; i++)
+		features[i / 2] |= (u64)le32_to_cpu(resp->features[i]) <<
+				   (32 * (i % 2));
+	return 0;
+}
+
+static u64 vmsg_get_features(struct virtio_device *vdev)
+{
+	u64 features[VMSG_FEATURE_WORDS];
+
+	if (vmsg_read_features(to_vmsg_device(vdev), features))
+		return 0;
+	return features[0];
+}
+
+static void __maybe_unused vmsg_get_extended_features(struct virtio_device *vdev,
+						      u64 *features)
+{
+	vmsg_read_features(to_vmsg_device(vdev), features);
+}
+
+static int vmsg_finalize_features(struct virtio_device *vdev)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	unsigned int blocks = vmsg_feature_blocks(vmdev);
+	const u64 *features = vmsg_vdev_features(vdev);
+	struct virtio_msg_features *req;
+	unsigned int i;
+	ssize_t ret;
+
+	vring_transport_features(vdev);
+
+	/* Config space and messages are little-endian: legacy is not an option. */
+	if (!__virtio_test_bit(vdev, VIRTIO_F_VERSION_1)) {
+		dev_err(&vdev->dev, "device %u does not offer VIRTIO_F_VERSION_1\n",
+			vmdev->dev_num);
+		return -EINVAL;
+	}
+	if (vmdev->bus->pool &&
+	    !__virtio_test_bit(vdev, VIRTIO_F_ACCESS_PLATFORM)) {
+		dev_err(&vdev->dev,
+			"device %u does not offer VIRTIO_F_ACCESS_PLATFORM: its DMA would bypass the bus's memory pool\n",
+			vmdev->dev_num);
+		return -ENODEV;
+	}
+
+	guard(mutex)(&vmdev->xfer_lock);
+	req = vmsg_req_payload(vmdev, sizeof(*req) + blocks * sizeof(__le32));
+	req->block_index = cpu_to_le32(0);
+	req->num_blocks = cpu_to_le32(blocks);
+	for (i = 0; i < blocks; i++)
+		req->features[i] = cpu_to_le32(features[i / 2] >> (32 * (i % 2)));
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_DRIVER_FEATURES,
+			sizeof(*req) + blocks * sizeof(__le32), 0);
+	return ret < 0 ? ret : 0;
+}
+
+static bool vmsg_config_range_ok(struct virtio_msg_device *vmdev,
+				 unsigned int offset, unsigned int len)
+{
+	if (offset > vmdev->config_size || len > vmdev->config_size - offset) {
+		dev_warn_ratelimited(&vmdev->vdev.dev,
+				     "config access %u+%u beyond size %u\n",
+				     offset, len, vmdev->config_size);
+		return false;
+	}
+	return true;
+}
+
+/* Largest config chunk one message can carry on this bus. */
+static unsigned int vmsg_config_chunk(struct virtio_msg_device *vmdev)
+{
+	struct virtio_msg_bus *bus = vmdev->bus;
+
+	return bus->max_msg_size - virtio_msg_wire_hdr_size(bus->format) -
+	       sizeof(struct virtio_msg_config);
+}
+
+/* One GET_CONFIG; returns the generation of the chunk or a negative errno. */
+static s64 vmsg_get_config_chunk(struct virtio_msg_device *vmdev,
+				 unsigned int offset, void *buf,
+				 unsigned int len)
+{
+	struct virtio_msg_get_config *req;
+	struct virtio_msg_config *resp;
+	ssize_t ret;
+
+	req = vmsg_req_payload(vmdev, sizeof(*req));
+	req->offset = cpu_to_le32(offset);
+	req->length = cpu_to_le32(len);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_CONFIG, sizeof(*req),
+			sizeof(*resp) + len);
+	if (ret < 0)
+		return ret;
+
+	resp = virtio_msg_payload(vmdev->resp);
+	if (le32_to_cpu(resp->offset) != offset ||
+	    le32_to_cpu(resp->length) != len) {
+		vmsg_mark_broken(vmdev, "GET_CONFIG response for another range");
+		return -EPROTO;
+	}
+	memcpy(buf, resp->data, len);
+	return le32_to_cpu(resp->generation);
+}
+
+static void vmsg_get(struct virtio_device *vdev, unsigned int offset,
+		     void *buf, unsigned int len)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	unsigned int chunk = vmsg_config_chunk(vmdev);
+	unsigned int done, n, try;
+	s64 gen, first_gen = 0;
+
+	memset(buf, 0, len);
+	if (!vmsg_config_range_ok(vmdev, offset, len))
+		return;
+
+	guard(mutex)(&vmdev->xfer_lock);
+	/* A read split over several messages must see one generation. */
+	for (try = 0; try < VMSG_CONFIG_RETRIES; try++) {
+		bool consistent = true;
+
+		for (done = 0; done < len; done += n) {
+			n = min(chunk, len - done);
+			gen = vmsg_get_config_chunk(vmdev, offset + done,
+						    buf + done, n);
+			if (gen < 0) {
+				memset(buf, 0, len);
+				return;
+			}
+			if (!done)
+				first_gen = gen;
+			else if (gen != first_gen)
+				consistent = false;
+		}
+		WRITE_ONCE(vmdev->config_generation, (u32)first_gen);
+		if (consistent)
+			return;
+	}
+	dev_warn_ratelimited(&vdev->dev, "config space keeps changing during reads\n");
+	/* Make the caller's generation check fail and read again. */
+	WRITE_ONCE(vmdev->config_generation, (u32)first_gen + 1);
+}
+
+static void vmsg_set(struct virtio_device *vdev, unsigned int offset,
+		     const void *buf, unsigned int len)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	unsigned int chunk = vmsg_config_chunk(vmdev);
+	struct virtio_msg_config *req, *resp;
+	unsigned int done, n;
+	ssize_t ret;
+
+	if (!vmsg_config_range_ok(vmdev, offset, len))
+		return;
+
+	guard(mutex)(&vmdev->xfer_lock);
+	for (done = 0; done < len; done += n) {
+		n = min(chunk, len - done);
+		req = vmsg_req_payload(vmdev, sizeof(*req) + n);
+		req->generation = cpu_to_le32(READ_ONCE(vmdev->config_generation));
+		req->offset = cpu_to_le32(offset + done);
+		req->length = cpu_to_le32(n);
+		memcpy(req->data, buf + done, n);
+		ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_CONFIG, sizeof(*req) + n,
+				sizeof(*resp));
+		if (ret < 0)
+			return;
+		resp = virtio_msg_payload(vmdev->resp);
+		WRITE_ONCE(vmdev->config_generation, le32_to_cpu(resp->generation));
+		if (!resp->length) {
+			dev_warn_ratelimited(&vdev->dev,
+					     "device rejected config write at %u\n",
+					     offset + done);
+			return;
+		}
+	}
+}
+
+static u32 vmsg_generation(struct virtio_device *vdev)
+{
+	return READ_ONCE(to_vmsg_device(vdev)->config_generation);
+}
+
+static u8 vmsg_get_status(struct virtio_device *vdev)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	struct virtio_msg_status *resp;
+	ssize_t ret;
+
+	guard(mutex)(&vmdev->xfer_lock);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_DEVICE_STATUS, 0, sizeof(*resp));
+	if (ret < 0)
+		return VIRTIO_CONFIG_S_FAILED;
+	resp = virtio_msg_payload(vmdev->resp);
+	vmdev->status = le32_to_cpu(resp->status);
+	return vmdev->status;
+}
+
+/* Caller holds xfer_lock.  Returns the status the device reports. */
+static int vmsg_write_status(struct virtio_msg_device *vmdev, u8 status)
+{
+	struct virtio_msg_status *req, *resp;
+	ssize_t ret;
+
+	req = vmsg_req_payload(vmdev, sizeof(*req));
+	req->status = cpu_to_le32(status);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_DEVICE_STATUS, sizeof(*req),
+			sizeof(*resp));
+	if (ret < 0)
+		return ret;
+	resp = virtio_msg_payload(vmdev->resp);
+	vmdev->status = status;
+	return le32_to_cpu(resp->status) & 0xff;
+}
+
+static void vmsg_set_status(struct virtio_device *vdev, u8 status)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+
+	guard(mutex)(&vmdev->xfer_lock);
+	vmsg_write_status(vmdev, status);
+}
+
+static void vmsg_reset(struct virtio_device *vdev)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	unsigned long deadline;
+	struct virtio_msg_status *resp;
+	ssize_t ret;
+
+	guard(mutex)(&vmdev->xfer_lock);
+	ret = vmsg_write_status(vmdev, 0);
+	if (ret <= 0)
+		return;
+
+	/* The device may finish resetting later: wait for it to read 0. */
+	deadline = jiffies + msecs_to_jiffies(READ_ONCE(timeout_ms));
+	do {
+		usleep_range(1000, 2000);
+		ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_DEVICE_STATUS, 0,
+				sizeof(*resp));
+		if (ret < 0)
+			return;
+		resp = virtio_msg_payload(vmdev->resp);
+		if (!le32_to_cpu(resp->status))
+			return;
+	} while (time_before(jiffies, deadline));
+	vmsg_mark_broken(vmdev, "device does not complete its reset");
+}
+
+static bool vmsg_notify(struct virtqueue *vq)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vq->vdev);
+	struct virtio_msg_event_avail ev = {
+		.vq_index = cpu_to_le32(vq->index),
+	};
+
+	if (READ_ONCE(vmdev->broken))
+		return false;
+
+	if (__virtio_test_bit(vq->vdev, VIRTIO_F_NOTIFICATION_DATA)) {
+		/* vring_notification_data(): next offset/wrap in bits 31:16 */
+		u32 next = vring_notification_data(vq) >> 16;
+		u32 val;
+
+		if (__virtio_test_bit(vq->vdev, VIRTIO_F_RING_PACKED))
+			val = (next & 0x7fff) |
+			      ((next & 0x8000) ? VIRTIO_MSG_EVENT_AVAIL_WRAP : 0);
+		else
+			val = next;
+		ev.next_offset = cpu_to_le32(val);
+	}
+
+	return !vmsg_send_event(vmdev, VIRTIO_MSG_EVENT_AVAIL, &ev, sizeof(ev));
+}
+
+static void vmsg_publish_vq(struct virtio_msg_device *vmdev,
+			    unsigned int index, struct virtqueue *vq)
+{
+	spin_lock_bh(&vmdev->bus->lookup_lock);
+	vmdev->vqs[index] = vq;
+	spin_unlock_bh(&vmdev->bus->lookup_lock);
+}
+
+/* Caller holds xfer_lock. */
+static int vmsg_send_vqueue(struct virtio_msg_device *vmdev,
+			    struct virtqueue *vq)
+{
+	struct virtio_msg_vqueue *req;
+	ssize_t ret;
+
+	req = vmsg_req_payload(vmdev, sizeof(*req));
+	req->index = cpu_to_le32(vq->index);
+	req->size = cpu_to_le32(virtqueue_get_vring_size(vq));
+	req->desc_addr = cpu_to_le64(virtqueue_get_desc_addr(vq));
+	req->driver_addr = cpu_to_le64(virtqueue_get_avail_addr(vq));
+	req->device_addr = cpu_to_le64(virtqueue_get_used_addr(vq));
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_VQUEUE, sizeof(*req), 0);
+	return ret < 0 ? ret : 0;
+}
+
+static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
+				       unsigned int index,
+				       vq_callback_t *callback,
+				       const char *name, bool ctx)
+{
+	struct virtio_msg_vqueue_index *req;
+	struct virtio_msg_vqueue *resp;
+	struct virtqueue *vq;
+	u32 max_size;
+	ssize_t ret;
+
+	if (index >= vmdev->max_vqs)
+		return ERR_PTR(-ENOENT);
+
+	guard(mutex)(&vmdev->xfer_lock);
+	req = vmsg_req_payload(vmdev, sizeof(*req));
+	req->index = cpu_to_le32(index);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_VQUEUE, sizeof(*req),
+			sizeof(*resp));
+	if (ret < 0)
+		return ERR_PTR(ret);
+
+	resp = virtio_msg_payload(vmdev->resp);
+	if (le32_to_cpu(resp->index) != index)
+		return ERR_PTR(-EPROTO);
+	max_size = le32_to_cpu(resp->max_size);
+	if (!max_size)
+		return ERR_PTR(-ENOENT);
+	/* Split rings need a power of two; never trust the device's size. */
+	max_size = rounddown_pow_of_two(min_t(u32, max_size, VMSG_VQ_MAX_SIZE));
+
+	vq = vring_create_virtqueue(index, max_size, SMP_CACHE_BYTES,
+				    &vmdev->vdev, true, true, ctx, vmsg_notify,
+				    callback, name);
+	if (!vq) {
+		dev_err(&vmdev->vdev.dev, "cannot allocate virtqueue %u (%u entries)\n",
+			index, max_size);
+		return ERR_PTR(-ENOMEM);
+	}
+
+	ret = vmsg_send_vqueue(vmdev, vq);
+	if (ret) {
+		vring_del_virtqueue(vq);
+		return ERR_PTR(ret);
+	}
+	vmsg_publish_vq(vmdev, index, vq);
+	return vq;
+}
+
+static void vmsg_del_vqs(struct virtio_device *vdev)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	struct virtio_msg_vqueue_index *req;
+	struct virtqueue *vq, *n;
+
+	list_for_each_entry_safe(vq, n, &vdev->vqs, list) {
+		/* No EVENT_USED reaches the queue after this. */
+		vmsg_publish_vq(vmdev, vq->index, NULL);
+
+		scoped_guard(mutex, &vmdev->xfer_lock) {
+			/* A reset device has no queues left to tear down. */
+			if (vmdev->status) {
+				req = vmsg_req_payload(vmdev, sizeof(*req));
+				req->index = cpu_to_le32(vq->index);
+				vmsg_xfer(vmdev, VIRTIO_MSG_RESET_VQUEUE,
+					  sizeof(*req), 0);
+			}
+		}
+		vring_del_virtqueue(vq);
+	}
+}
+
+static int vmsg_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
+			 struct virtqueue *vqs[],
+			 struct virtqueue_info vqs_info[],
+			 struct irq_affinity *desc)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	unsigned int i, queue_idx = 0;
+
+	for (i = 0; i < nvqs; i++) {
+		struct virtqueue_info *info = &vqs_info[i];
+
+		if (!info->name) {
+			vqs[i] = NULL;
+			continue;
+		}
+		vqs[i] = vmsg_setup_vq(vmdev, queue_idx++, info->callback,
+				       info->name, info->ctx);
+		if (IS_ERR(vqs[i])) {
+			int err = PTR_ERR(vqs[i]);
+
+			vmsg_del_vqs(vdev);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void vmsg_synchronize_cbs(struct virtio_device *vdev)
+{
+	struct virtio_msg_bus *bus = to_vmsg_device(vdev)->bus;
+
+	/* Callbacks run under lookup_lock. */
+	spin_lock_bh(&bus->lookup_lock);
+	spin_unlock_bh(&bus->lookup_lock);
+}
+
+static const char *vmsg_bus_name(struct virtio_device *vdev)
+{
+	return to_vmsg_device(vdev)->bus->name;
+}
+
+static bool vmsg_get_shm_region(struct virtio_device *vdev,
+				struct virtio_shm_region *region, u8 id)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	struct virtio_msg_vqueue_index *req;
+	struct virtio_msg_get_shm_resp *resp;
+	ssize_t ret;
+
+	guard(mutex)(&vmdev->xfer_lock);
+	req = vmsg_req_payload(vmdev, sizeof(*req));
+	req->index = cpu_to_le32(id);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_SHM, sizeof(*req), sizeof(*resp));
+	if (ret < 0)
+		return false;
+	resp = virtio_msg_payload(vmdev->resp);
+	if (le32_to_cpu(resp->index) != id || !resp->length)
+		return false;
+	region->addr = le32_to_cpu(resp->address);
+	region->len = le32_to_cpu(resp->length);
+	return true;
+}
+
+static int vmsg_disable_vq_and_reset(struct virtqueue *vq)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vq->vdev);
+	struct virtio_msg_vqueue_index *req;
+	ssize_t ret;
+
+	scoped_guard(mutex, &vmdev->xfer_lock) {
+		req = vmsg_req_payload(vmdev, sizeof(*req));
+		req->index = cpu_to_le32(vq->index);
+		ret = vmsg_xfer(vmdev, VIRTIO_MSG_RESET_VQUEUE, sizeof(*req), 0);
+	}
+	if (ret < 0)
+		return ret;
+	vmsg_synchronize_cbs(vq->vdev);
+	return 0;
+}
+
+static int vmsg_enable_vq_after_reset(struct virtqueue *vq)
+{
+	struct virtio_msg_device *vmdev = to_vmsg_device(vq->vdev);
+
+	guard(mutex)(&vmdev->xfer_lock);
+	return vmsg_send_vqueue(vmdev, vq);
+}
+
+static const struct virtio_config_ops virtio_msg_config_ops = {
+	.get			= vmsg_get,
+	.set			= vmsg_set,
+	.generation		= vmsg_generation,
+	.get_status		= vmsg_get_status,
+	.set_status		= vmsg_set_status,
+	.reset			= vmsg_reset,
+	.find_vqs		= vmsg_find_vqs,
+	.del_vqs		= vmsg_del_vqs,
+	.synchronize_cbs	= vmsg_synchronize_cbs,
+	.get_features		= vmsg_get_features,
+	VMSG_CONFIG_OPS_EXTENDED_FEATURES(vmsg_get_extended_features)
+	.finalize_features	= vmsg_finalize_features,
+	.bus_name		= vmsg_bus_name,
+	.get_shm_region		= vmsg_get_shm_region,
+	.disable_vq_and_reset	= vmsg_disable_vq_and_reset,
+	.enable_vq_after_reset	= vmsg_enable_vq_after_reset,
+};
+
+/* Response to the request outstanding on @vmdev; under lookup_lock. */
+static int vmsg_complete(struct virtio_msg_device *vmdev,
+			 const struct virtio_msg_wire_hdr *hdr,
+			 const void *msg, size_t len)
+{
+	struct virtio_msg_bus *bus = vmdev->bus;
+	struct virtio_msg_pending *pending = vmdev->pending;
+	ssize_t n;
+
+	if (!pending || pending->msg_id != hdr->msg_id ||
+	    (virtio_msg_wire_has_token(bus->format) &&
+	     pending->token != hdr->token)) {
+		dev_dbg(&bus->dev, "device %u: unsolicited response %#x\n",
+			vmdev->dev_num, hdr->msg_id);
+		return -EINVAL;
+	}
+
+	n = virtio_msg_wire_decode(bus->format, msg, len, pending->resp,
+				   pending->resp_size);
+	if (n < 0)
+		pending->err = -EPROTO;
+	else
+		pending->resp_len = n;
+
+	vmdev->pending = NULL;
+	complete(&pending->done);
+	return 0;
+}
+
+/* Device-to-driver event; under lookup_lock. */
+static int vmsg_event(struct virtio_msg_device *vmdev,
+		      const struct virtio_msg_wire_hdr *hdr,
+		      const void *msg, size_t len)
+{
+	struct virtio_msg_bus *bus = vmdev->bus;
+	struct {
+		struct virtio_msg_header hdr;
+		union {
+			struct virtio_msg_event_used used;
+			struct virtio_msg_event_config config;
+		};
+	} ev = {};
+	size_t plen;
+	ssize_t n;
+	u32 index;
+
+	/* Only the fixed part of an event matters; EVENT_CONFIG data is cut. */
+	n = virtio_msg_wire_decode_head(bus->format, msg, len, &ev.hdr,
+					sizeof(ev));
+	if (n < 0)
+		return n;
+	plen = n - sizeof(ev.hdr);
+
+	switch (hdr->msg_id) {
+	case VIRTIO_MSG_EVENT_USED:
+		if (plen < sizeof(ev.used))
+			return -EINVAL;
+		index = le32_to_cpu(ev.used.vq_index);
+		if (index >= vmdev->max_vqs || !vmdev->vqs)
+			return -EINVAL;
+		/* A used event for a queue not (or no longer) set up is moot. */
+		if (vmdev->vqs[index])
+			vring_interrupt(0, vmdev->vqs[index]);
+		return 0;
+	case VIRTIO_MSG_EVENT_CONFIG:
+		if (plen < sizeof(ev.config))
+			return -EINVAL;
+		WRITE_ONCE(vmdev->config_generation,
+			   le32_to_cpu(ev.config.generation));
+		if (le32_to_cpu(ev.config.device_status) &
+		    VIRTIO_CONFIG_S_NEEDS_RESET)
+			dev_warn_ratelimited(&vmdev->vdev.dev, "device needs a reset\n");
+		if (vmdev->registered)
+			virtio_config_changed(&vmdev->vdev);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/**
+ * virtio_msg_bus_receive - deliver a message from the device side
+ * @bus: the bus it arrived on
+ * @msg: the message, in the bus's wire format; untrusted
+ * @len: bytes at @msg; bytes after the header's msg_size are ignored
+ *
+ * Responses complete the request they answer; events are dispatched to the
+ * device's virtqueues or config handler.  May be called in process or
+ * softirq context, not in hard interrupt context.
+ *
+ * Return: 0; -EINVAL for a malformed message, an unknown event or a
+ * response nobody waits for; -ENODEV for an unknown device; -EOPNOTSUPP for
+ * bus messages, which the bus driver handles itself.
+ */
+int virtio_msg_bus_receive(struct virtio_msg_bus *bus, const void *msg,
+			   size_t len)
+{
+	struct virtio_msg_device *vmdev;
+	struct virtio_msg_wire_hdr hdr;
+	int ret;
+
+	ret = virtio_msg_wire_peek(bus->format, msg, len, &hdr);
+	if (ret)
+		return ret;
+	if (hdr.type & VIRTIO_MSG_TYPE_BUS)
+		return -EOPNOTSUPP;
+	if (hdr.type & VIRTIO_MSG_TYPE_RESPONSE) {
+		/* Nothing waits for an answer to an event: drop it. */
+		if (virtio_msg_id_is_event(hdr.msg_id))
+			return 0;
+	} else if (!virtio_msg_id_is_event(hdr.msg_id)) {
+		/* The device side does not send requests to the driver. */
+		return -EINVAL;
+	}
+
+	spin_lock_bh(&bus->lookup_lock);
+	vmdev = xa_load(&bus->devices, hdr.dev_num);
+	if (!vmdev)
+		ret = -ENODEV;
+	else if (hdr.type & VIRTIO_MSG_TYPE_RESPONSE)
+		ret = vmsg_complete(vmdev, &hdr, msg, len);
+	else
+		ret = vmsg_event(vmdev, &hdr, msg, len);
+	spin_unlock_bh(&bus->lookup_lock);
+	return ret;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_receive, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_bus_fail_pending - fail every outstanding request of a bus
+ * @bus: the bus
+ * @err: negative errno the requests fail with
+ *
+ * For a bus whose device side went away: nothing will answer, so waiting
+ * for the timeout would only delay the inevitable.
+ */
+void virtio_msg_bus_fail_pending(struct virtio_msg_bus *bus, int err)
+{
+	struct virtio_msg_device *vmdev;
+	unsigned long index;
+
+	spin_lock_bh(&bus->lookup_lock);
+	xa_for_each(&bus->devices, index, vmdev) {
+		struct virtio_msg_pending *pending = vmdev->pending;
+
+		if (!pending)
+			continue;
+		pending->err = err;
+		vmdev->pending = NULL;
+		complete(&pending->done);
+	}
+	spin_unlock_bh(&bus->lookup_lock);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_fail_pending, "VIRTIO_MSG");
+
+static void vmsg_device_release(struct device *dev)
+{
+	struct virtio_msg_device *vmdev =
+		to_vmsg_device(dev_to_virtio(dev));
+
+	kfree(vmdev->vqs);
+	kfree(vmdev->req);
+	kfree(vmdev->resp);
+	kfree(vmdev->wire);
+	kfree(vmdev);
+}
+
+static struct virtio_msg_device *vmsg_device_alloc(struct virtio_msg_bus *bus,
+						   u16 dev_num)
+{
+	struct virtio_msg_device *vmdev;
+
+	vmdev = kzalloc(sizeof(*vmdev), GFP_KERNEL);
+	if (!vmdev)
+		return NULL;
+
+	vmdev->bus = bus;
+	vmdev->dev_num = dev_num;
+	mutex_init(&vmdev->xfer_lock);
+	vmdev->canon_size = bus->max_msg_size + VIRTIO_MSG_CANON_EXTRA;
+	vmdev->req = kzalloc(vmdev->canon_size, GFP_KERNEL);
+	vmdev->resp = kzalloc(vmdev->canon_size, GFP_KERNEL);
+	vmdev->wire = kzalloc(bus->max_msg_size, GFP_KERNEL);
+	if (!vmdev->req || !vmdev->resp || !vmdev->wire) {
+		kfree(vmdev->req);
+		kfree(vmdev->resp);
+		kfree(vmdev->wire);
+		kfree(vmdev);
+		return NULL;
+	}
+
+	vmdev->vdev.dev.parent = &bus->dev;
+	vmdev->vdev.dev.release = vmsg_device_release;
+	vmdev->vdev.config = &virtio_msg_config_ops;
+	/*
+	 * register_virtio_device() sets these up again; a request that times
+	 * out before it runs still needs them for virtio_break_device().
+	 */
+	INIT_LIST_HEAD(&vmdev->vdev.vqs);
+	spin_lock_init(&vmdev->vdev.vqs_list_lock);
+	if (bus->pool)
+		virtio_msg_pool_setup_vdev(bus->pool, &vmdev->vdev);
+	return vmdev;
+}
+
+static void vmsg_device_unpublish(struct virtio_msg_device *vmdev)
+{
+	struct virtio_msg_bus *bus = vmdev->bus;
+
+	xa_erase(&bus->devices, vmdev->dev_num);
+	/* Wait for receivers that found the device before the erase. */
+	spin_lock_bh(&bus->lookup_lock);
+	vmdev->registered = false;
+	spin_unlock_bh(&bus->lookup_lock);
+}
+
+/**
+ * virtio_msg_bus_add_device - create and register the virtio device @dev_num
+ * @bus: the bus
+ * @dev_num: device number on the bus
+ *
+ * Asks the device for its identity, checks it can be used safely on this
+ * bus and registers it with the virtio core, which probes a driver.  Sleeps
+ * while the device answers.
+ *
+ * Return: 0, -EEXIST, -ENODEV (no usable device), -ETIMEDOUT, ...
+ */
+int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
+{
+	struct virtio_msg_device *vmdev;
+	u64 features[VMSG_FEATURE_WORDS];
+	int ret;
+
+	guard(mutex)(&bus->devices_lock);
+	if (xa_load(&bus->devices, dev_num))
+		return -EEXIST;
+
+	vmdev = vmsg_device_alloc(bus, dev_num);
+	if (!vmdev)
+		return -ENOMEM;
+	ret = xa_insert(&bus->devices, dev_num, vmdev, GFP_KERNEL);
+	if (ret)
+		goto err_free;
+
+	ret = vmsg_get_device_info(vmdev);
+	if (ret)
+		goto err_unpublish;
+
+	if (bus->pool) {
+		ret = vmsg_read_features(vmdev, features);
+		if (ret)
+			goto err_unpublish;
+		if (!(features[0] & BIT_ULL(VIRTIO_F_ACCESS_PLATFORM))) {
+			dev_err(&bus->dev,
+				"device %u does not offer VIRTIO_F_ACCESS_PLATFORM: refusing it, its DMA would bypass the memory pool\n",
+				dev_num);
+			ret = -ENODEV;
+			goto err_unpublish;
+		}
+	}
+
+	vmdev->vqs = kcalloc(vmdev->max_vqs, sizeof(*vmdev->vqs), GFP_KERNEL);
+	if (vmdev->max_vqs && !vmdev->vqs) {
+		ret = -ENOMEM;
+		goto err_unpublish;
+	}
+
+	vmdev->vdev.id.device = vmdev->device_id;
+	vmdev->vdev.id.vendor = vmdev->vendor_id;
+	ret = register_virtio_device(&vmdev->vdev);
+	if (ret) {
+		dev_err(&bus->dev, "cannot register device %u: %d\n", dev_num, ret);
+		vmsg_device_unpublish(vmdev);
+		put_device(&vmdev->vdev.dev);
+		return ret;
+	}
+
+	spin_lock_bh(&bus->lookup_lock);
+	vmdev->registered = true;
+	spin_unlock_bh(&bus->lookup_lock);
+	dev_info(&bus->dev, "device %u: virtio id %u as %s\n", dev_num,
+		 vmdev->device_id, dev_name(&vmdev->vdev.dev));
+	return 0;
+
+err_unpublish:
+	vmsg_device_unpublish(vmdev);
+err_free:
+	vmsg_device_release(&vmdev->vdev.dev);
+	return ret;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_add_device, "VIRTIO_MSG");
+
+static void vmsg_device_remove(struct virtio_msg_device *vmdev)
+{
+	/* The device must stay reachable while its driver shuts it down. */
+	get_device(&vmdev->vdev.dev);
+	unregister_virtio_device(&vmdev->vdev);
+	vmsg_device_unpublish(vmdev);
+	put_device(&vmdev->vdev.dev);
+}
+
+/**
+ * virtio_msg_bus_remove_device - unregister the virtio device @dev_num
+ * @bus: the bus
+ * @dev_num: device number
+ *
+ * The driver is unbound first and may still talk to the device.
+ *
+ * Return: 0 or -ENODEV.
+ */
+int virtio_msg_bus_remove_device(struct virtio_msg_bus *bus, u16 dev_num)
+{
+	struct virtio_msg_device *vmdev;
+
+	guard(mutex)(&bus->devices_lock);
+	vmdev = xa_load(&bus->devices, dev_num);
+	if (!vmdev)
+		return -ENODEV;
+	vmsg_device_remove(vmdev);
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_remove_device, "VIRTIO_MSG");
+
+unsigned int virtio_msg_bus_num_devices(struct virtio_msg_bus *bus)
+{
+	struct virtio_msg_device *vmdev;
+	unsigned long index;
+	unsigned int n = 0;
+
+	xa_for_each(&bus->devices, index, vmdev)
+		n++;
+	return n;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_num_devices, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_bus_freeze - freeze every device of the bus for suspend
+ * @bus: the bus
+ *
+ * Return: 0, or the error of the device that failed, after the devices
+ * frozen so far have been restored.
+ */
+int virtio_msg_bus_freeze(struct virtio_msg_bus *bus)
+{
+	struct virtio_msg_device *vmdev;
+	unsigned long index, failed;
+	int ret = 0;
+
+	guard(mutex)(&bus->devices_lock);
+	xa_for_each(&bus->devices, index, vmdev) {
+		ret = virtio_device_freeze(&vmdev->vdev);
+		if (ret) {
+			failed = index;
+			break;
+		}
+	}
+	if (!ret)
+		return 0;
+
+	xa_for_each(&bus->devices, index, vmdev) {
+		if (index == failed)
+			break;
+		virtio_device_restore(&vmdev->vdev);
+	}
+	return ret;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_freeze, "VIRTIO_MSG");
+
+int virtio_msg_bus_restore(struct virtio_msg_bus *bus)
+{
+	struct virtio_msg_device *vmdev;
+	unsigned long index;
+	int ret, first = 0;
+
+	guard(mutex)(&bus->devices_lock);
+	xa_for_each(&bus->devices, index, vmdev) {
+		ret = virtio_device_restore(&vmdev->vdev);
+		if (ret && !first)
+			first = ret;
+	}
+	return first;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_restore, "VIRTIO_MSG");
+
+static void vmsg_bus_dev_release(struct device *dev)
+{
+	struct virtio_msg_bus *bus = container_of(dev, struct virtio_msg_bus, dev);
+
+	complete(&bus->released);
+}
+
+/**
+ * virtio_msg_bus_register - register a bus
+ * @bus: filled in by the bus driver (parent, ops, name, format,
+ *	max_msg_size, pool)
+ *
+ * Return: 0 or a negative errno.
+ */
+int virtio_msg_bus_register(struct virtio_msg_bus *bus)
+{
+	int ret;
+
+	if (!bus->ops || !bus->ops->send || !bus->name ||
+	    bus->max_msg_size < virtio_msg_wire_min_max_size(bus->format) ||
+	    bus->max_msg_size > VIRTIO_MSG_MAX_SIZE)
+		return -EINVAL;
+
+	ret = ida_alloc(&virtio_msg_bus_ida, GFP_KERNEL);
+	if (ret < 0)
+		return ret;
+	bus->id = ret;
+
+	mutex_init(&bus->devices_lock);
+	xa_init(&bus->devices);
+	spin_lock_init(&bus->lookup_lock);
+	init_completion(&bus->released);
+
+	device_initialize(&bus->dev);
+	bus->dev.parent = bus->parent;
+	bus->dev.release = vmsg_bus_dev_release;
+	bus->dev.dma_mask = &bus->dev.coherent_dma_mask;
+	ret = dma_coerce_mask_and_coherent(&bus->dev, DMA_BIT_MASK(64));
+	if (ret)
+		goto err_put;
+	ret = dev_set_name(&bus->dev, "virtio-msg-bus%d", bus->id);
+	if (ret)
+		goto err_put;
+	ret = device_add(&bus->dev);
+	if (ret)
+		goto err_put;
+
+	if (bus->pool) {
+		ret = virtio_msg_pool_attach(bus->pool, &bus->dev);
+		if (ret)
+			goto err_del;
+	}
+	return 0;
+
+err_del:
+	device_del(&bus->dev);
+err_put:
+	put_device(&bus->dev);
+	wait_for_completion(&bus->released);
+	ida_free(&virtio_msg_bus_ida, bus->id);
+	return ret;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_register, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_bus_unregister - remove every device, then the bus
+ * @bus: a registered bus
+ *
+ * The bus must still carry messages: drivers shut their devices down.
+ */
+void virtio_msg_bus_unregister(struct virtio_msg_bus *bus)
+{
+	struct virtio_msg_device *vmdev;
+	unsigned long index;
+
+	scoped_guard(mutex, &bus->devices_lock) {
+		xa_for_each(&bus->devices, index, vmdev)
+			vmsg_device_remove(vmdev);
+	}
+	virtio_msg_user_detach(bus);
+	if (bus->pool)
+		virtio_msg_pool_detach(bus->pool);
+	device_del(&bus->dev);
+	put_device(&bus->dev);
+	/* Virtio devices pin their parent: wait until the last one is gone. */
+	wait_for_completion(&bus->released);
+	xa_destroy(&bus->devices);
+	ida_free(&virtio_msg_bus_ida, bus->id);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_unregister, "VIRTIO_MSG");
+
+MODULE_DESCRIPTION("virtio-msg transport");
+MODULE_LICENSE("GPL");
+MODULE_VERSION(VIRTIO_MSG_DKMS_VERSION);
