@@ -613,6 +613,28 @@ void virtio_msg_pool_destroy(struct virtio_msg_pool *pool)
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_destroy, "VIRTIO_MSG");
 
+/* Do buffers of this pool pass through our own bounce allocator? */
+bool virtio_msg_pool_is_bounce(const struct virtio_msg_pool *pool)
+{
+	return !pool->kernel_ops;
+}
+
+/**
+ * virtio_msg_pool_vaddr - kernel address of a bus address range
+ * @pool: the pool, or NULL
+ * @addr: bus address, untrusted
+ * @len: length of the range
+ *
+ * Return: the address, or NULL unless the range lies inside our own pool.
+ */
+void *virtio_msg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr,
+			    size_t len)
+{
+	if (!pool || pool->kernel_ops || !vmsg_pool_contains(pool, addr, len))
+		return NULL;
+	return vmsg_pool_vaddr(pool, addr);
+}
+
 size_t virtio_msg_pool_size(const struct virtio_msg_pool *pool)
 {
 	return pool->size;

@@ -27,6 +27,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/virtio.h>
+#include <linux/workqueue.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
@@ -46,6 +47,20 @@ MODULE_PARM_DESC(timeout_ms,
 #define VMSG_MAX_VQS		1024
 
 static DEFINE_IDA(virtio_msg_bus_ida);
+
+/*
+ * What the device holds of one split virtqueue, seen from the rings: for
+ * each descriptor head, how often it was made available minus how often it
+ * came back used.  When the device dies this is what the transport returns
+ * to the driver itself, so that requests fail instead of waiting forever.
+ */
+struct virtio_msg_vq_track {
+	spinlock_t lock;
+	u16 *heads;		/* NULL: not tracked (packed ring) */
+	u16 avail_seen;
+	u16 used_seen;
+	bool lost;		/* rings moved more than a lap between scans */
+};
 
 struct virtio_msg_pending {
 	struct completion done;
@@ -83,6 +98,11 @@ struct virtio_msg_device {
 	struct virtqueue **vqs;
 	bool registered;
 
+	struct virtio_msg_vq_track *track;	/* per queue index */
+	/* Broken device whose buffers the transport fails itself */
+	bool failing;
+	struct work_struct fail_work;
+
 	bool broken;
 	u32 config_generation;
 };
@@ -118,14 +138,27 @@ static struct device *vmsg_dev(struct virtio_msg_device *vmdev)
 	return &vmdev->bus->dev;
 }
 
+/*
+ * A broken device answers nothing any more.  Where the transport can reach
+ * the buffers (they are in our pool), it completes every outstanding one
+ * itself, device-writable bytes poisoned and length 0, so that drivers
+ * fail their requests (virtio-blk reads a status byte of 0xff as an I/O
+ * error) instead of waiting forever; later kicks get the same treatment.
+ * Otherwise the virtqueues are marked broken.
+ */
 static void vmsg_mark_broken(struct virtio_msg_device *vmdev, const char *why)
 {
 	if (xchg(&vmdev->broken, true))
 		return;
 	dev_err(vmsg_dev(vmdev), "device %u: %s; marking it broken\n",
 		vmdev->dev_num, why);
-	/* vqs and vqs_list_lock are set up before the first request. */
-	virtio_break_device(&vmdev->vdev);
+	if (vmdev->bus->pool && virtio_msg_pool_is_bounce(vmdev->bus->pool)) {
+		WRITE_ONCE(vmdev->failing, true);
+		schedule_work(&vmdev->fail_work);
+	} else {
+		/* vqs and vqs_list_lock are set up before the first request. */
+		virtio_break_device(&vmdev->vdev);
+	}
 }
 
 /* Zeroed payload area of the request buffer; the caller holds xfer_lock. */
@@ -514,14 +547,22 @@ static u8 vmsg_get_status(struct virtio_device *vdev)
 	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
 	struct virtio_msg_status *resp;
 	ssize_t ret;
+	u32 status;
 
 	guard(mutex)(&vmdev->xfer_lock);
 	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_DEVICE_STATUS, 0, sizeof(*resp));
 	if (ret < 0)
-		return VIRTIO_CONFIG_S_FAILED;
+		return vmdev->status;
 	resp = virtio_msg_payload(vmdev->resp);
-	vmdev->status = le32_to_cpu(resp->status);
-	return vmdev->status;
+	status = le32_to_cpu(resp->status);
+	/*
+	 * Only the driver sets status bits; the device may clear FEATURES_OK
+	 * or add NEEDS_RESET.  Whatever else it claims is not believed: a
+	 * reset device reads 0 whatever the device says.
+	 */
+	if (!vmdev->status)
+		return 0;
+	return (vmdev->status & status) | (status & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 /* Caller holds xfer_lock.  Returns the status the device reports. */
@@ -530,6 +571,8 @@ static int vmsg_write_status(struct virtio_msg_device *vmdev, u8 status)
 	struct virtio_msg_status *req, *resp;
 	ssize_t ret;
 
+	/* What the driver asked for, even if the device does not answer. */
+	vmdev->status = status;
 	req = vmsg_req_payload(vmdev, sizeof(*req));
 	req->status = cpu_to_le32(status);
 	ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_DEVICE_STATUS, sizeof(*req),
@@ -537,7 +580,6 @@ static int vmsg_write_status(struct virtio_msg_device *vmdev, u8 status)
 	if (ret < 0)
 		return ret;
 	resp = virtio_msg_payload(vmdev->resp);
-	vmdev->status = status;
 	return le32_to_cpu(resp->status) & 0xff;
 }
 
@@ -576,6 +618,150 @@ static void vmsg_reset(struct virtio_device *vdev)
 	vmsg_mark_broken(vmdev, "device does not complete its reset");
 }
 
+/* Accounts for ring entries published since the last scan; under t->lock. */
+static void vmsg_track_scan(struct virtqueue *vq, struct virtio_msg_vq_track *t)
+{
+	const struct vring *vr = virtqueue_get_vring(vq);
+	struct virtio_device *vdev = vq->vdev;
+	unsigned int num = vr->num;
+	u16 idx, n, i;
+
+	idx = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx));
+	virt_rmb();
+	n = idx - t->avail_seen;
+	if (n > num)
+		t->lost = true;
+	for (i = 0; i < n && i < num; i++) {
+		u16 head = virtio16_to_cpu(vdev,
+					   READ_ONCE(vr->avail->ring[(u16)(t->avail_seen + i) % num]));
+
+		if (head < num)
+			t->heads[head]++;
+	}
+	t->avail_seen = idx;
+
+	/* The device writes the used ring: an id is only a hint to check. */
+	idx = virtio16_to_cpu(vdev, READ_ONCE(vr->used->idx));
+	virt_rmb();
+	n = idx - t->used_seen;
+	if (n > num)
+		t->lost = true;
+	for (i = 0; i < n && i < num; i++) {
+		u32 id = virtio32_to_cpu(vdev,
+					 READ_ONCE(vr->used->ring[(u16)(t->used_seen + i) % num].id));
+
+		if (id < num && t->heads[id])
+			t->heads[id]--;
+	}
+	t->used_seen = idx;
+}
+
+static void vmsg_track_update(struct virtio_msg_device *vmdev,
+			      struct virtqueue *vq)
+{
+	struct virtio_msg_vq_track *t = &vmdev->track[vq->index];
+	unsigned long flags;
+
+	spin_lock_irqsave(&t->lock, flags);
+	if (t->heads)
+		vmsg_track_scan(vq, t);
+	spin_unlock_irqrestore(&t->lock, flags);
+}
+
+/* Fills the device-writable buffers of a chain with 0xff, bounded walk. */
+static void vmsg_poison_chain(struct virtio_msg_device *vmdev,
+			      const struct vring_desc *table, unsigned int num,
+			      unsigned int head, bool indirect_ok)
+{
+	struct virtio_msg_pool *pool = vmdev->bus->pool;
+	struct virtio_device *vdev = &vmdev->vdev;
+	unsigned int i = head, n;
+
+	for (n = 0; n < num && i < num; n++) {
+		u16 flags = virtio16_to_cpu(vdev, READ_ONCE(table[i].flags));
+		u64 addr = virtio64_to_cpu(vdev, READ_ONCE(table[i].addr));
+		u32 len = virtio32_to_cpu(vdev, READ_ONCE(table[i].len));
+		void *p = virtio_msg_pool_vaddr(pool, addr, len);
+
+		if ((flags & VRING_DESC_F_INDIRECT) && indirect_ok && p)
+			vmsg_poison_chain(vmdev, p, len / sizeof(*table), 0, false);
+		else if ((flags & VRING_DESC_F_WRITE) && p)
+			memset(p, 0xff, len);
+		if (!(flags & VRING_DESC_F_NEXT))
+			break;
+		i = virtio16_to_cpu(vdev, READ_ONCE(table[i].next));
+	}
+}
+
+/*
+ * Returns every buffer the dead device holds to the driver, and makes the
+ * driver kick for each new one so that it gets here too.  Returns whether
+ * anything was completed.
+ */
+static bool vmsg_fail_vq(struct virtio_msg_device *vmdev, struct virtqueue *vq)
+{
+	struct virtio_msg_vq_track *t = &vmdev->track[vq->index];
+	const struct vring *vr = virtqueue_get_vring(vq);
+	struct virtio_device *vdev = &vmdev->vdev;
+	unsigned int head, round;
+	bool done = false;
+	unsigned long flags;
+	u16 used;
+
+	spin_lock_irqsave(&t->lock, flags);
+	if (!t->heads)
+		goto out;
+	for (round = 0; round < 4; round++) {
+		vmsg_track_scan(vq, t);
+		used = t->used_seen;
+		for (head = 0; head < vr->num; head++) {
+			struct vring_used_elem *elem;
+
+			if (!t->heads[head])
+				continue;
+			t->heads[head] = 0;
+			vmsg_poison_chain(vmdev, vr->desc, vr->num, head, true);
+			elem = &vr->used->ring[used++ % vr->num];
+			elem->id = cpu_to_virtio32(vdev, head);
+			elem->len = cpu_to_virtio32(vdev, 0);
+			done = true;
+		}
+		virt_wmb();
+		WRITE_ONCE(vr->used->idx, cpu_to_virtio16(vdev, used));
+		t->used_seen = used;
+
+		/* Ask for a kick per buffer, whatever the device had asked. */
+		WRITE_ONCE(vr->used->flags, 0);
+		WRITE_ONCE(vring_avail_event(vr), cpu_to_virtio16(vdev, t->avail_seen));
+		virt_mb();
+		/* Added while the flags still said "don't kick"? */
+		if (virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx)) == t->avail_seen)
+			break;
+	}
+	if (t->lost)
+		dev_warn_ratelimited(&vdev->dev,
+				     "queue %u: ring state lost, some requests may not complete\n",
+				     vq->index);
+out:
+	spin_unlock_irqrestore(&t->lock, flags);
+	return done;
+}
+
+static void vmsg_fail_work(struct work_struct *work)
+{
+	struct virtio_msg_device *vmdev =
+		container_of(work, struct virtio_msg_device, fail_work);
+	struct virtio_msg_bus *bus = vmdev->bus;
+	unsigned int i;
+
+	for (i = 0; vmdev->vqs && i < vmdev->max_vqs; i++) {
+		spin_lock_bh(&bus->lookup_lock);
+		if (vmdev->vqs[i] && vmsg_fail_vq(vmdev, vmdev->vqs[i]))
+			vring_interrupt(0, vmdev->vqs[i]);
+		spin_unlock_bh(&bus->lookup_lock);
+	}
+}
+
 static bool vmsg_notify(struct virtqueue *vq)
 {
 	struct virtio_msg_device *vmdev = to_vmsg_device(vq->vdev);
@@ -583,8 +769,14 @@ static bool vmsg_notify(struct virtqueue *vq)
 		.vq_index = cpu_to_le32(vq->index),
 	};
 
+	if (READ_ONCE(vmdev->failing)) {
+		schedule_work(&vmdev->fail_work);
+		return true;
+	}
 	if (READ_ONCE(vmdev->broken))
 		return false;
+
+	vmsg_track_update(vmdev, vq);
 
 	if (__virtio_test_bit(vq->vdev, VIRTIO_F_NOTIFICATION_DATA)) {
 		/* vring_notification_data(): next offset/wrap in bits 31:16 */
@@ -608,6 +800,18 @@ static void vmsg_publish_vq(struct virtio_msg_device *vmdev,
 	spin_lock_bh(&vmdev->bus->lookup_lock);
 	vmdev->vqs[index] = vq;
 	spin_unlock_bh(&vmdev->bus->lookup_lock);
+}
+
+static void vmsg_track_free(struct virtio_msg_device *vmdev, unsigned int index)
+{
+	struct virtio_msg_vq_track *t = &vmdev->track[index];
+	u16 *heads;
+
+	spin_lock_irq(&t->lock);
+	heads = t->heads;
+	t->heads = NULL;
+	spin_unlock_irq(&t->lock);
+	kfree(heads);
 }
 
 /* Caller holds xfer_lock. */
@@ -667,8 +871,26 @@ static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
 		return ERR_PTR(-ENOMEM);
 	}
 
+	if (!__virtio_test_bit(&vmdev->vdev, VIRTIO_F_RING_PACKED)) {
+		struct virtio_msg_vq_track *t = &vmdev->track[index];
+		u16 *heads = kcalloc(virtqueue_get_vring_size(vq), sizeof(*heads),
+				     GFP_KERNEL);
+
+		if (!heads) {
+			vring_del_virtqueue(vq);
+			return ERR_PTR(-ENOMEM);
+		}
+		spin_lock_irq(&t->lock);
+		t->heads = heads;
+		t->avail_seen = 0;
+		t->used_seen = 0;
+		t->lost = false;
+		spin_unlock_irq(&t->lock);
+	}
+
 	ret = vmsg_send_vqueue(vmdev, vq);
 	if (ret) {
+		vmsg_track_free(vmdev, index);
 		vring_del_virtqueue(vq);
 		return ERR_PTR(ret);
 	}
@@ -695,6 +917,7 @@ static void vmsg_del_vqs(struct virtio_device *vdev)
 					  sizeof(*req), 0);
 			}
 		}
+		vmsg_track_free(vmdev, vq->index);
 		vring_del_virtqueue(vq);
 	}
 }
@@ -867,8 +1090,10 @@ static int vmsg_event(struct virtio_msg_device *vmdev,
 		if (index >= vmdev->max_vqs || !vmdev->vqs)
 			return -EINVAL;
 		/* A used event for a queue not (or no longer) set up is moot. */
-		if (vmdev->vqs[index])
+		if (vmdev->vqs[index]) {
+			vmsg_track_update(vmdev, vmdev->vqs[index]);
 			vring_interrupt(0, vmdev->vqs[index]);
+		}
 		return 0;
 	case VIRTIO_MSG_EVENT_CONFIG:
 		if (plen < sizeof(ev.config))
@@ -935,14 +1160,15 @@ int virtio_msg_bus_receive(struct virtio_msg_bus *bus, const void *msg,
 EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_receive, "VIRTIO_MSG");
 
 /**
- * virtio_msg_bus_fail_pending - fail every outstanding request of a bus
+ * virtio_msg_bus_lost - the device side of a bus went away
  * @bus: the bus
- * @err: negative errno the requests fail with
  *
- * For a bus whose device side went away: nothing will answer, so waiting
- * for the timeout would only delay the inevitable.
+ * Nothing will answer any more: outstanding requests fail at once instead
+ * of running into the timeout, and every device is marked broken, its
+ * outstanding buffers returned to the drivers as failed.  The devices stay
+ * until they are removed.
  */
-void virtio_msg_bus_fail_pending(struct virtio_msg_bus *bus, int err)
+void virtio_msg_bus_lost(struct virtio_msg_bus *bus)
 {
 	struct virtio_msg_device *vmdev;
 	unsigned long index;
@@ -951,15 +1177,16 @@ void virtio_msg_bus_fail_pending(struct virtio_msg_bus *bus, int err)
 	xa_for_each(&bus->devices, index, vmdev) {
 		struct virtio_msg_pending *pending = vmdev->pending;
 
-		if (!pending)
-			continue;
-		pending->err = err;
-		vmdev->pending = NULL;
-		complete(&pending->done);
+		if (pending) {
+			pending->err = -ECONNRESET;
+			vmdev->pending = NULL;
+			complete(&pending->done);
+		}
+		vmsg_mark_broken(vmdev, "the device side went away");
 	}
 	spin_unlock_bh(&bus->lookup_lock);
 }
-EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_fail_pending, "VIRTIO_MSG");
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_lost, "VIRTIO_MSG");
 
 static void vmsg_device_release(struct device *dev)
 {
@@ -967,6 +1194,7 @@ static void vmsg_device_release(struct device *dev)
 		to_vmsg_device(dev_to_virtio(dev));
 
 	kfree(vmdev->vqs);
+	kfree(vmdev->track);
 	kfree(vmdev->req);
 	kfree(vmdev->resp);
 	kfree(vmdev->wire);
@@ -985,6 +1213,7 @@ static struct virtio_msg_device *vmsg_device_alloc(struct virtio_msg_bus *bus,
 	vmdev->bus = bus;
 	vmdev->dev_num = dev_num;
 	mutex_init(&vmdev->xfer_lock);
+	INIT_WORK(&vmdev->fail_work, vmsg_fail_work);
 	vmdev->canon_size = bus->max_msg_size + VIRTIO_MSG_CANON_EXTRA;
 	vmdev->req = kzalloc(vmdev->canon_size, GFP_KERNEL);
 	vmdev->resp = kzalloc(vmdev->canon_size, GFP_KERNEL);
@@ -1037,6 +1266,7 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 {
 	struct virtio_msg_device *vmdev;
 	u64 features[VMSG_FEATURE_WORDS];
+	unsigned int i;
 	int ret;
 
 	guard(mutex)(&bus->devices_lock);
@@ -1068,16 +1298,20 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 	}
 
 	vmdev->vqs = kcalloc(vmdev->max_vqs, sizeof(*vmdev->vqs), GFP_KERNEL);
-	if (vmdev->max_vqs && !vmdev->vqs) {
+	vmdev->track = kcalloc(vmdev->max_vqs, sizeof(*vmdev->track), GFP_KERNEL);
+	if (vmdev->max_vqs && (!vmdev->vqs || !vmdev->track)) {
 		ret = -ENOMEM;
 		goto err_unpublish;
 	}
+	for (i = 0; i < vmdev->max_vqs; i++)
+		spin_lock_init(&vmdev->track[i].lock);
 
 	vmdev->vdev.id.device = vmdev->device_id;
 	vmdev->vdev.id.vendor = vmdev->vendor_id;
 	ret = register_virtio_device(&vmdev->vdev);
 	if (ret) {
 		dev_err(&bus->dev, "cannot register device %u: %d\n", dev_num, ret);
+		cancel_work_sync(&vmdev->fail_work);
 		vmsg_device_unpublish(vmdev);
 		put_device(&vmdev->vdev.dev);
 		return ret;
@@ -1091,6 +1325,7 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 	return 0;
 
 err_unpublish:
+	cancel_work_sync(&vmdev->fail_work);
 	vmsg_device_unpublish(vmdev);
 err_free:
 	vmsg_device_release(&vmdev->vdev.dev);
@@ -1103,6 +1338,8 @@ static void vmsg_device_remove(struct virtio_msg_device *vmdev)
 	/* The device must stay reachable while its driver shuts it down. */
 	get_device(&vmdev->vdev.dev);
 	unregister_virtio_device(&vmdev->vdev);
+	/* The queues are gone: nothing schedules the work any more. */
+	cancel_work_sync(&vmdev->fail_work);
 	vmsg_device_unpublish(vmdev);
 	put_device(&vmdev->vdev.dev);
 }

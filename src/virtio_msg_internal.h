@@ -53,6 +53,9 @@ void virtio_msg_user_detach(struct virtio_msg_bus *bus);
 /* Queue-pool plumbing between the core and compat/dma_pool.c */
 int virtio_msg_pool_attach(struct virtio_msg_pool *pool, struct device *dma_dev);
 void virtio_msg_pool_detach(struct virtio_msg_pool *pool);
+bool virtio_msg_pool_is_bounce(const struct virtio_msg_pool *pool);
+void *virtio_msg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr,
+			    size_t len);
 void virtio_msg_pool_setup_vdev(struct virtio_msg_pool *pool,
 				struct virtio_device *vdev);
 

@@ -198,7 +198,7 @@ static int vmsg_user_release(struct inode *inode, struct file *file)
 		/* Nobody is left to answer what was asked. */
 		down_read(&user->bus_sem);
 		if (user->bus)
-			virtio_msg_bus_fail_pending(user->bus, -ECONNRESET);
+			virtio_msg_bus_lost(user->bus);
 		up_read(&user->bus_sem);
 	}
 	kref_put(&user->ref, vmsg_user_free);

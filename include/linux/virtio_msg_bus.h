@@ -94,7 +94,7 @@ unsigned int virtio_msg_bus_num_devices(struct virtio_msg_bus *bus);
 
 int virtio_msg_bus_receive(struct virtio_msg_bus *bus, const void *msg,
 			   size_t len);
-void virtio_msg_bus_fail_pending(struct virtio_msg_bus *bus, int err);
+void virtio_msg_bus_lost(struct virtio_msg_bus *bus);
 int virtio_msg_bus_freeze(struct virtio_msg_bus *bus);
 int virtio_msg_bus_restore(struct virtio_msg_bus *bus);
 
