@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * LD_PRELOAD stand-in for the kernel side of the loopback bus, to test the
+ * real virtio-msg-backend binary (threads, poll loop, ADD/REMOVE ordering,
+ * signal handling) on a host without the module.
+ *
+ *  - open(FAKE_LB_PATH) returns a memfd: mmap() of it is the DMA pool.
+ *  - open("/dev/" FAKE_MSG_NAME) returns one end of a SOCK_SEQPACKET pair,
+ *    which keeps message boundaries like /dev/virtio-msg-N.
+ *  - ioctl(INFO) describes them.  ioctl(ADD) then plays the virtio driver's
+ *    probe over the other end, synchronously, as the kernel does: device
+ *    info, features, FEATURES_OK, virtqueue setup, DRIVER_OK; for a blk
+ *    device also a write and a read through the ring.  ioctl(REMOVE) sends
+ *    SET_DEVICE_STATUS 0.
+ *
+ * Environment: FAKE_LB_WIRE=1 selects the RFC1 wire format;
+ * FAKE_LB_EXISTS=N makes ADD of device N fail with EEXIST;
+ * FAKE_LB_HANG_REMOVE=1 makes REMOVE hang for 30 s.
+ * Results go to stderr as "fake-lb: ..." lines; a failed check makes the
+ * ioctl fail with EIO.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_msg.h>
+#include <linux/virtio_msg_loopback.h>
+#include <linux/virtio_ring.h>
+
+#define FAKE_LB_PATH	"/fake/virtio-msg-lb"
+#define FAKE_MSG_NAME	"fake-msg-7"
+#define POOL_SIZE	(4u << 20)
+#define BUS_BASE	0x80000000ull
+#define MAX_MSG		64
+#define QSIZE		64
+
+static int lb_fd = -1;		/* memfd handed out as the control device */
+static int k_fd = -1;		/* kernel end of the message socket pair */
+static int b_fd = -1;		/* backend end */
+static uint8_t *pool;
+static uint32_t wire;
+static uint16_t token = 1;
+static uint64_t alloc_next;
+static int failures;
+static bool devs[65536];
+
+static int (*real_open)(const char *, int, ...);
+static int (*real_ioctl)(int, unsigned long, ...);
+
+static void say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "fake-lb: %s\n", line);
+}
+
+#define EXPECT(cond)							\
+	do {								\
+		if (!(cond)) {						\
+			failures++;					\
+			say("FAILED %s:%d: %s", __FILE__, __LINE__, #cond); \
+		}							\
+	} while (0)
+
+static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
+static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
+static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+
+static size_t hdr(void)
+{
+	return wire == VIRTIO_MSG_WIRE_RFC1 ? 6 : 8;
+}
+
+static void __attribute__((constructor)) fake_init(void)
+{
+	int sv[2];
+
+	real_open = dlsym(RTLD_NEXT, "open");
+	real_ioctl = dlsym(RTLD_NEXT, "ioctl");
+	wire = getenv("FAKE_LB_WIRE") ? (uint32_t)atoi(getenv("FAKE_LB_WIRE")) : 0;
+	if (getenv("FAKE_LB_EXISTS"))
+		devs[atoi(getenv("FAKE_LB_EXISTS")) & 0xffff] = true;
+	lb_fd = memfd_create("fake-lb-pool", MFD_CLOEXEC);
+	if (lb_fd < 0 || ftruncate(lb_fd, POOL_SIZE))
+		abort();
+	pool = mmap(NULL, POOL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, lb_fd, 0);
+	if (pool == MAP_FAILED)
+		abort();
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		abort();
+	k_fd = sv[0];
+	b_fd = sv[1];
+	alloc_next = 0x10000;
+}
+
+static int open_common(const char *path, int flags, mode_t mode)
+{
+	int fd;
+
+	if (!strcmp(path, FAKE_LB_PATH))
+		return fcntl(lb_fd, F_DUPFD_CLOEXEC, 0);
+	if (!strcmp(path, "/dev/" FAKE_MSG_NAME)) {
+		fd = fcntl(b_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd >= 0 && (flags & O_NONBLOCK))
+			fcntl(fd, F_SETFL, O_NONBLOCK);
+		return fd;
+	}
+	return real_open(path, flags, mode);
+}
+
+int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	return open_common(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+
+static bool is_lb(int fd)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && fstat(lb_fd, &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
+/* ---- the fake driver ---- */
+
+static uint64_t pool_alloc(uint32_t len, uint32_t align)
+{
+	uint64_t off = (alloc_next + align - 1) & ~(uint64_t)(align - 1);
+
+	alloc_next = off + len;
+	return BUS_BASE + off;
+}
+
+static uint8_t *at(uint64_t bus)
+{
+	return pool + (bus - BUS_BASE);
+}
+
+/* Receive one message from the backend, waiting up to 5 s. */
+static ssize_t recv_msg(uint8_t *buf)
+{
+	struct pollfd p = { .fd = k_fd, .events = POLLIN };
+
+	if (poll(&p, 1, 5000) != 1) {
+		say("timeout waiting for the backend");
+		return -1;
+	}
+	return read(k_fd, buf, MAX_MSG);
+}
+
+static void send_msg(uint8_t type, uint8_t id, uint16_t dev, uint16_t tok, const uint8_t *pl,
+		     size_t plen)
+{
+	uint8_t buf[MAX_MSG];
+	size_t h = hdr();
+
+	buf[0] = type;
+	buf[1] = id;
+	put16(buf + 2, dev);
+	if (wire == VIRTIO_MSG_WIRE_RFC1) {
+		put16(buf + 4, (uint16_t)(h + plen));
+	} else {
+		put16(buf + 4, tok);
+		put16(buf + 6, (uint16_t)(h + plen));
+	}
+	if (plen)
+		memcpy(buf + h, pl, plen);
+	EXPECT(write(k_fd, buf, h + plen) == (ssize_t)(h + plen));
+}
+
+/* A request and its response; returns the response payload length. */
+static int request(uint16_t dev, uint8_t id, const uint8_t *pl, size_t plen, uint8_t *resp)
+{
+	uint8_t buf[MAX_MSG];
+	uint16_t tok = token++;
+	ssize_t n;
+
+	send_msg(0, id, dev, tok, pl, plen);
+	n = recv_msg(buf);
+	if (n < (ssize_t)hdr()) {
+		failures++;
+		return -1;
+	}
+	EXPECT(buf[0] == VIRTIO_MSG_TYPE_RESPONSE && buf[1] == id && get16(buf + 2) == dev);
+	if (wire != VIRTIO_MSG_WIRE_RFC1)
+		EXPECT(get16(buf + 4) == tok);
+	memcpy(resp, buf + hdr(), (size_t)n - hdr());
+	return (int)(n - (ssize_t)hdr());
+}
+
+static uint32_t set_status(uint16_t dev, uint32_t s)
+{
+	uint8_t p[4], r[MAX_MSG];
+
+	put32(p, s);
+	EXPECT(request(dev, VIRTIO_MSG_SET_DEVICE_STATUS, p, 4, r) == 4);
+	return get32(r);
+}
+
+struct ring {
+	uint64_t desc, avail, used;
+	uint16_t avail_idx, used_seen;
+};
+
+static void wait_used(uint16_t dev, struct ring *q, uint16_t want)
+{
+	uint8_t buf[MAX_MSG];
+	ssize_t n;
+
+	/* One kick, one batch, one EVENT_USED: after it the buffer is used. */
+	n = recv_msg(buf);
+	if (n < 0) {
+		failures++;
+		return;
+	}
+	EXPECT(buf[1] == VIRTIO_MSG_EVENT_USED && get16(buf + 2) == dev);
+	EXPECT(get16(at(q->used) + 2) == want);
+}
+
+static void kick(uint16_t dev)
+{
+	uint8_t p[8];
+
+	put32(p, 0);
+	put32(p + 4, 0);
+	send_msg(0, VIRTIO_MSG_EVENT_AVAIL, dev, 0, p, 8);
+}
+
+static void blk_io(uint16_t dev, struct ring *q, uint32_t type, uint64_t data)
+{
+	uint64_t h = pool_alloc(16, 8), st = pool_alloc(1, 1);
+	uint8_t *d = at(q->desc);
+	uint16_t head = (uint16_t)((q->avail_idx * 3) % QSIZE);
+
+	put32(at(h), type);
+	put32(at(h) + 4, 0);
+	put64(at(h) + 8, 3);
+	*at(st) = 0xff;
+	put64(d + 16 * head, h);
+	put32(d + 16 * head + 8, 16);
+	put16(d + 16 * head + 12, VRING_DESC_F_NEXT);
+	put16(d + 16 * head + 14, (uint16_t)(head + 1));
+	put64(d + 16 * (head + 1), data);
+	put32(d + 16 * (head + 1) + 8, 4096);
+	put16(d + 16 * (head + 1) + 12,
+	      VRING_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? VRING_DESC_F_WRITE : 0));
+	put16(d + 16 * (head + 1) + 14, (uint16_t)(head + 2));
+	put64(d + 16 * (head + 2), st);
+	put32(d + 16 * (head + 2) + 8, 1);
+	put16(d + 16 * (head + 2) + 12, VRING_DESC_F_WRITE);
+	put16(at(q->avail) + 4 + 2 * (q->avail_idx % QSIZE), head);
+	q->avail_idx++;
+	__atomic_store_n((uint16_t *)(void *)(at(q->avail) + 2), htole16(q->avail_idx),
+			 __ATOMIC_RELEASE);
+	kick(dev);
+	wait_used(dev, q, q->avail_idx);
+	EXPECT(*at(st) == VIRTIO_BLK_S_OK);
+}
+
+static int fake_add(uint16_t dev)
+{
+	const uint32_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+	uint8_t p[48], r[MAX_MSG];
+	size_t a = wire == VIRTIO_MSG_WIRE_RFC1 ? 12 : 16;
+	uint32_t device_id, f_lo;
+	struct ring q;
+	int before = failures, i;
+
+	if (devs[dev])
+		return -EEXIST;
+	EXPECT(request(dev, VIRTIO_MSG_GET_DEVICE_INFO, NULL, 0, r) == 24);
+	device_id = get32(r);
+	say("device %u: device id %u, %u feature bits, config %u bytes, %u vqs", dev, device_id,
+	    get32(r + 8), get32(r + 12), get32(r + 16));
+	set_status(dev, 0);
+	set_status(dev, s);
+	put32(p, 0);
+	put32(p + 4, 2);
+	EXPECT(request(dev, VIRTIO_MSG_GET_DEVICE_FEATURES, p, 8, r) == 16);
+	EXPECT(get32(r + 12) & (1u << (VIRTIO_F_ACCESS_PLATFORM - 32)));
+	/* Everything offered except EVENT_IDX, which this fake does not do. */
+	f_lo = get32(r + 8) & ~(1u << VIRTIO_RING_F_EVENT_IDX);
+	put32(p + 8, f_lo);
+	memcpy(p + 12, r + 12, 4);
+	EXPECT(request(dev, VIRTIO_MSG_SET_DRIVER_FEATURES, p, 16, r) == 0);
+	EXPECT(set_status(dev, s | VIRTIO_CONFIG_S_FEATURES_OK) & VIRTIO_CONFIG_S_FEATURES_OK);
+
+	put32(p, 0);
+	EXPECT(request(dev, VIRTIO_MSG_GET_VQUEUE, p, 4, r) == (int)(a + 24));
+	EXPECT(get32(r + 4) >= QSIZE);
+	memset(&q, 0, sizeof(q));
+	q.desc = pool_alloc(16 * QSIZE, 4096);
+	q.avail = pool_alloc(6 + 2 * QSIZE, 2);
+	q.used = pool_alloc(6 + 8 * QSIZE, 4096);
+	memset(p, 0, sizeof(p));
+	put32(p, 0);
+	put32(p + 8, QSIZE);
+	put64(p + a, q.desc);
+	put64(p + a + 8, q.avail);
+	put64(p + a + 16, q.used);
+	EXPECT(request(dev, VIRTIO_MSG_SET_VQUEUE, p, a + 24, r) == 0);
+	EXPECT(set_status(dev, s | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK) ==
+	       (s | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK));
+
+	if (device_id == 2 && !(f_lo & (1u << VIRTIO_BLK_F_RO))) {
+		uint64_t w = pool_alloc(4096, 4096), rd = pool_alloc(4096, 4096);
+
+		for (i = 0; i < 4096; i++)
+			at(w)[i] = (uint8_t)(i * 31 + dev);
+		blk_io(dev, &q, VIRTIO_BLK_T_OUT, w);
+		blk_io(dev, &q, VIRTIO_BLK_T_IN, rd);
+		EXPECT(!memcmp(at(w), at(rd), 4096));
+	} else if (device_id == 2) {
+		blk_io(dev, &q, VIRTIO_BLK_T_IN, pool_alloc(4096, 4096));
+	}
+	if (failures != before)
+		return -EIO;
+	devs[dev] = true;
+	say("device %u added", dev);
+	return 0;
+}
+
+static int fake_remove(uint16_t dev)
+{
+	int before = failures;
+
+	if (!devs[dev])
+		return -ENODEV;
+	if (getenv("FAKE_LB_HANG_REMOVE"))
+		sleep(30);	/* a kernel that never finishes the unbind */
+	EXPECT(set_status(dev, 0) == 0);
+	devs[dev] = false;
+	say("device %u removed", dev);
+	return failures != before ? -EIO : 0;
+}
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	struct virtio_msg_lb_info *info;
+	struct virtio_msg_lb_dev *d;
+	va_list ap;
+	void *arg;
+	int ret;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (!is_lb(fd))
+		return real_ioctl(fd, req, arg);
+
+	switch (req) {
+	case VIRTIO_MSG_LB_IOC_INFO:
+		info = arg;
+		memset(info, 0, sizeof(*info));
+		info->pool_size = POOL_SIZE;
+		info->bus_addr_base = BUS_BASE;
+		info->wire_format = wire;
+		info->max_msg_size = MAX_MSG;
+		info->max_devices = 65536;
+		strcpy(info->msg_dev_name, FAKE_MSG_NAME);
+		return 0;
+	case VIRTIO_MSG_LB_IOC_ADD:
+	case VIRTIO_MSG_LB_IOC_REMOVE:
+		d = arg;
+		if (d->dev_num > 0xffff || d->flags || d->reserved[0] || d->reserved[1]) {
+			errno = EINVAL;
+			return -1;
+		}
+		ret = req == VIRTIO_MSG_LB_IOC_ADD ? fake_add((uint16_t)d->dev_num) :
+						    fake_remove((uint16_t)d->dev_num);
+		if (ret) {
+			errno = -ret;
+			return -1;
+		}
+		return 0;
+	}
+	errno = ENOTTY;
+	return -1;
+}
