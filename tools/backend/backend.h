@@ -252,6 +252,8 @@ struct vmsg_device *vmsg_device_alloc(const struct vmsg_device_ops *ops, uint16_
 				      const struct vmsg_dev_opts *opts);
 void vmsg_device_free(struct vmsg_device *dev);
 void vmsg_device_reset(struct vmsg_device *dev);
+void vq_check_notification_data(struct vmsg_device *dev, struct vmsg_vq *vq,
+				uint32_t next_offset);
 static inline bool vmsg_has_feature(const struct vmsg_device *dev, unsigned int bit)
 {
 	return bit < 64 && (dev->driver_features & (1ULL << bit));

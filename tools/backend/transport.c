@@ -604,11 +604,13 @@ static void event_avail(struct vmsg_device *dev, const struct vmsg_msg *rx)
 	 * index.  It is only a hint: avail->idx in memory is authoritative, and
 	 * the whole ring is processed anyway.
 	 */
-	if (rx->payload_len >= sizeof(struct virtio_msg_event_avail) && vmsg_verbose >= 2) {
+	if (rx->payload_len >= sizeof(struct virtio_msg_event_avail)) {
 		const struct virtio_msg_event_avail *ea = (const void *)rx->payload;
 
 		vmsg_trace("device %u: kick vq %u next_offset 0x%x", dev->dev_num, index,
 			   le32toh(ea->next_offset));
+		if (vmsg_has_feature(dev, VIRTIO_F_NOTIFICATION_DATA) && vq->enabled)
+			vq_check_notification_data(dev, vq, le32toh(ea->next_offset));
 	}
 	if (!(dev->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
 		/* Processed when DRIVER_OK is set. */

@@ -386,3 +386,21 @@ uint64_t vq_chain_write(const struct vq_chain *chain, uint64_t offset, const voi
 	return chain_copy(chain->segs + chain->n_out, chain->n_in, offset, (uint8_t *)buf, len,
 			  true);
 }
+
+/*
+ * With VIRTIO_F_NOTIFICATION_DATA a split-ring kick carries the avail index
+ * the driver had just published: never ahead of avail->idx and never more
+ * than a ring behind it, and without the wrap bit (packed rings only).
+ * A driver that gets this wrong is only reported, not punished: the ring
+ * itself is authoritative.
+ */
+void vq_check_notification_data(struct vmsg_device *dev, struct vmsg_vq *vq,
+				uint32_t next_offset)
+{
+	uint16_t avail_idx = load16_acquire(vq->avail + AVAIL_IDX);
+
+	if ((next_offset & ~0xffffu) ||
+	    (uint16_t)(avail_idx - (uint16_t)next_offset) > vq->size)
+		vmsg_log("device %u: notification data mismatch on vq %u: next_offset 0x%x, avail idx %u",
+			 dev->dev_num, vq->index, next_offset, avail_idx);
+}
