@@ -135,7 +135,8 @@ static const char *virtio_msg_name(u8 msg_id)
 
 static struct device *vmsg_dev(struct virtio_msg_device *vmdev)
 {
-	return &vmdev->bus->dev;
+	/* The bus device has no driver: its parent names the bus in messages. */
+	return vmdev->bus->parent;
 }
 
 /*
@@ -1041,7 +1042,7 @@ static int vmsg_complete(struct virtio_msg_device *vmdev,
 	if (!pending || pending->msg_id != hdr->msg_id ||
 	    (virtio_msg_wire_has_token(bus->format) &&
 	     pending->token != hdr->token)) {
-		dev_dbg(&bus->dev, "device %u: unsolicited response %#x\n",
+		dev_dbg(bus->parent, "device %u: unsolicited response %#x\n",
 			vmdev->dev_num, hdr->msg_id);
 		return -EINVAL;
 	}
@@ -1289,7 +1290,7 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 		if (ret)
 			goto err_unpublish;
 		if (!(features[0] & BIT_ULL(VIRTIO_F_ACCESS_PLATFORM))) {
-			dev_err(&bus->dev,
+			dev_err(bus->parent,
 				"device %u does not offer VIRTIO_F_ACCESS_PLATFORM: refusing it, its DMA would bypass the memory pool\n",
 				dev_num);
 			ret = -ENODEV;
@@ -1310,7 +1311,7 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 	vmdev->vdev.id.vendor = vmdev->vendor_id;
 	ret = register_virtio_device(&vmdev->vdev);
 	if (ret) {
-		dev_err(&bus->dev, "cannot register device %u: %d\n", dev_num, ret);
+		dev_err(bus->parent, "cannot register device %u: %d\n", dev_num, ret);
 		cancel_work_sync(&vmdev->fail_work);
 		vmsg_device_unpublish(vmdev);
 		put_device(&vmdev->vdev.dev);
@@ -1320,7 +1321,7 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 	spin_lock_bh(&bus->lookup_lock);
 	vmdev->registered = true;
 	spin_unlock_bh(&bus->lookup_lock);
-	dev_info(&bus->dev, "device %u: virtio id %u as %s\n", dev_num,
+	dev_info(bus->parent, "device %u: virtio id %u as %s\n", dev_num,
 		 vmdev->device_id, dev_name(&vmdev->vdev.dev));
 	return 0;
 
@@ -1437,7 +1438,7 @@ static void vmsg_bus_dev_release(struct device *dev)
 /**
  * virtio_msg_bus_register - register a bus
  * @bus: filled in by the bus driver (parent, ops, name, format,
- *	max_msg_size, pool)
+ *	max_msg_size, pool); parent is required
  *
  * Return: 0 or a negative errno.
  */
@@ -1445,7 +1446,7 @@ int virtio_msg_bus_register(struct virtio_msg_bus *bus)
 {
 	int ret;
 
-	if (!bus->ops || !bus->ops->send || !bus->name ||
+	if (!bus->parent || !bus->ops || !bus->ops->send || !bus->name ||
 	    bus->max_msg_size < virtio_msg_wire_min_max_size(bus->format) ||
 	    bus->max_msg_size > VIRTIO_MSG_MAX_SIZE)
 		return -EINVAL;
