@@ -36,7 +36,7 @@
 
 /* Bounce granule: small enough for 16-byte headers, cheap to track. */
 #define VMSG_POOL_SLOT_SHIFT	9
-#define VMSG_POOL_SLOT_SIZE	(1UL << VMSG_POOL_SLOT_SHIFT)
+#define VMSG_POOL_SLOT_SIZE	BIT(VMSG_POOL_SLOT_SHIFT)
 /* Bus address of a run-time pool; any page-aligned non-zero value works. */
 #define VMSG_POOL_RUNTIME_BASE	SZ_4G
 

@@ -55,7 +55,7 @@ static DEFINE_IDA(virtio_msg_bus_ida);
  * to the driver itself, so that requests fail instead of waiting forever.
  */
 struct virtio_msg_vq_track {
-	spinlock_t lock;
+	spinlock_t lock;	/* kicks, used events and the fail work race */
 	u16 *heads;		/* NULL: not tracked (packed ring) */
 	u16 avail_seen;
 	u16 used_seen;
@@ -229,11 +229,10 @@ static ssize_t vmsg_xfer(struct virtio_msg_device *vmdev, u8 msg_id,
 
 	/* After this, a late response finds nothing to complete. */
 	spin_lock_bh(&bus->lookup_lock);
-	if (vmdev->pending == &pending) {
+	if (vmdev->pending == &pending)
 		vmdev->pending = NULL;
-	} else {
+	else
 		timed_out = false;
-	}
 	spin_unlock_bh(&bus->lookup_lock);
 
 	if (ret) {
@@ -625,17 +624,19 @@ static void vmsg_track_scan(struct virtqueue *vq, struct virtio_msg_vq_track *t)
 	const struct vring *vr = virtqueue_get_vring(vq);
 	struct virtio_device *vdev = vq->vdev;
 	unsigned int num = vr->num;
-	u16 idx, n, i;
+	u16 idx, n, i, slot;
 
 	idx = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx));
+	/* Entries are published before the index: read them after it. */
 	virt_rmb();
 	n = idx - t->avail_seen;
 	if (n > num)
 		t->lost = true;
 	for (i = 0; i < n && i < num; i++) {
-		u16 head = virtio16_to_cpu(vdev,
-					   READ_ONCE(vr->avail->ring[(u16)(t->avail_seen + i) % num]));
+		u16 head;
 
+		slot = (u16)(t->avail_seen + i) % num;
+		head = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->ring[slot]));
 		if (head < num)
 			t->heads[head]++;
 	}
@@ -643,13 +644,16 @@ static void vmsg_track_scan(struct virtqueue *vq, struct virtio_msg_vq_track *t)
 
 	/* The device writes the used ring: an id is only a hint to check. */
 	idx = virtio16_to_cpu(vdev, READ_ONCE(vr->used->idx));
+	/* As above, for the device's used entries. */
 	virt_rmb();
 	n = idx - t->used_seen;
 	if (n > num)
 		t->lost = true;
 	for (i = 0; i < n && i < num; i++) {
-		u32 id = virtio32_to_cpu(vdev,
-					 READ_ONCE(vr->used->ring[(u16)(t->used_seen + i) % num].id));
+		u32 id;
+
+		slot = (u16)(t->used_seen + i) % num;
+		id = virtio32_to_cpu(vdev, READ_ONCE(vr->used->ring[slot].id));
 
 		if (id < num && t->heads[id])
 			t->heads[id]--;
@@ -727,6 +731,7 @@ static bool vmsg_fail_vq(struct virtio_msg_device *vmdev, struct virtqueue *vq)
 			elem->len = cpu_to_virtio32(vdev, 0);
 			done = true;
 		}
+		/* The driver reads the entries once it sees the index. */
 		virt_wmb();
 		WRITE_ONCE(vr->used->idx, cpu_to_virtio16(vdev, used));
 		t->used_seen = used;
@@ -734,6 +739,7 @@ static bool vmsg_fail_vq(struct virtio_msg_device *vmdev, struct virtqueue *vq)
 		/* Ask for a kick per buffer, whatever the device had asked. */
 		WRITE_ONCE(vr->used->flags, 0);
 		WRITE_ONCE(vring_avail_event(vr), cpu_to_virtio16(vdev, t->avail_seen));
+		/* Order the flag writes before re-reading the driver's index. */
 		virt_mb();
 		/* Added while the flags still said "don't kick"? */
 		if (virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx)) == t->avail_seen)
@@ -1379,6 +1385,7 @@ unsigned int virtio_msg_bus_num_devices(struct virtio_msg_bus *bus)
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_num_devices, "VIRTIO_MSG");
 
+#ifdef CONFIG_PM_SLEEP
 /**
  * virtio_msg_bus_freeze - freeze every device of the bus for suspend
  * @bus: the bus
@@ -1427,6 +1434,7 @@ int virtio_msg_bus_restore(struct virtio_msg_bus *bus)
 	return first;
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_restore, "VIRTIO_MSG");
+#endif /* CONFIG_PM_SLEEP */
 
 static void vmsg_bus_dev_release(struct device *dev)
 {

@@ -47,6 +47,7 @@ struct virtio_msg_user {
 	struct list_head queue;		/* messages not read yet */
 	unsigned int queued;
 	unsigned int openers;
+	unsigned int readers;		/* openers that have read a message */
 	bool detached;
 	wait_queue_head_t wait;
 };
@@ -62,11 +63,21 @@ struct virtio_msg_user_msg {
 
 static DEFINE_IDA(virtio_msg_user_ida);
 
+/*
+ * Per open file.  A backend may split the work: one opener reads requests
+ * and answers them, another only writes device events.  Only the first
+ * kind can answer, so when the last of those closes, nobody will.
+ */
+struct virtio_msg_user_file {
+	struct virtio_msg_user *user;
+	bool reader;
+};
+
 static struct virtio_msg_user *file_to_user(struct file *file)
 {
-	struct miscdevice *misc = file->private_data;
+	struct virtio_msg_user_file *uf = file->private_data;
 
-	return container_of(misc, struct virtio_msg_user, misc);
+	return uf->user;
 }
 
 static void vmsg_user_free(struct kref *ref)
@@ -167,34 +178,45 @@ EXPORT_SYMBOL_NS_GPL(virtio_msg_user_cancel, "VIRTIO_MSG");
 
 static int vmsg_user_open(struct inode *inode, struct file *file)
 {
-	struct virtio_msg_user *user = file_to_user(file);
+	struct miscdevice *misc = file->private_data;
+	struct virtio_msg_user_file *uf;
+
+	uf = kzalloc(sizeof(*uf), GFP_KERNEL);
+	if (!uf)
+		return -ENOMEM;
+	uf->user = container_of(misc, struct virtio_msg_user, misc);
 
 	/* misc_open() holds misc_mtx: detach cannot run concurrently. */
-	kref_get(&user->ref);
-	spin_lock_irq(&user->lock);
-	user->openers++;
-	spin_unlock_irq(&user->lock);
+	kref_get(&uf->user->ref);
+	spin_lock_irq(&uf->user->lock);
+	uf->user->openers++;
+	spin_unlock_irq(&uf->user->lock);
+	file->private_data = uf;
 	return nonseekable_open(inode, file);
 }
 
 static int vmsg_user_release(struct inode *inode, struct file *file)
 {
-	struct virtio_msg_user *user = file_to_user(file);
+	struct virtio_msg_user_file *uf = file->private_data;
+	struct virtio_msg_user *user = uf->user;
 	struct virtio_msg_user_msg *m, *tmp;
 	LIST_HEAD(dropped);
-	bool last;
+	bool last, lost;
 
 	spin_lock_irq(&user->lock);
 	last = !--user->openers;
+	if (uf->reader)
+		user->readers--;
+	lost = last || (uf->reader && !user->readers);
 	if (last) {
 		list_splice_init(&user->queue, &dropped);
 		user->queued = 0;
 	}
 	spin_unlock_irq(&user->lock);
 
-	if (last) {
-		list_for_each_entry_safe(m, tmp, &dropped, node)
-			kfree(m);
+	list_for_each_entry_safe(m, tmp, &dropped, node)
+		kfree(m);
+	if (lost) {
 		/* Nobody is left to answer what was asked. */
 		down_read(&user->bus_sem);
 		if (user->bus)
@@ -202,13 +224,15 @@ static int vmsg_user_release(struct inode *inode, struct file *file)
 		up_read(&user->bus_sem);
 	}
 	kref_put(&user->ref, vmsg_user_free);
+	kfree(uf);
 	return 0;
 }
 
 static ssize_t vmsg_user_read(struct file *file, char __user *buf,
 			      size_t count, loff_t *ppos)
 {
-	struct virtio_msg_user *user = file_to_user(file);
+	struct virtio_msg_user_file *uf = file->private_data;
+	struct virtio_msg_user *user = uf->user;
 	struct virtio_msg_user_msg *m;
 	int ret;
 
@@ -227,6 +251,10 @@ static ssize_t vmsg_user_read(struct file *file, char __user *buf,
 			}
 			list_del(&m->node);
 			user->queued--;
+			if (!uf->reader) {
+				uf->reader = true;
+				user->readers++;
+			}
 		}
 		spin_unlock_irq(&user->lock);
 		if (m)

@@ -95,8 +95,20 @@ unsigned int virtio_msg_bus_num_devices(struct virtio_msg_bus *bus);
 int virtio_msg_bus_receive(struct virtio_msg_bus *bus, const void *msg,
 			   size_t len);
 void virtio_msg_bus_lost(struct virtio_msg_bus *bus);
+#ifdef CONFIG_PM_SLEEP
 int virtio_msg_bus_freeze(struct virtio_msg_bus *bus);
 int virtio_msg_bus_restore(struct virtio_msg_bus *bus);
+#else
+static inline int virtio_msg_bus_freeze(struct virtio_msg_bus *bus)
+{
+	return 0;
+}
+
+static inline int virtio_msg_bus_restore(struct virtio_msg_bus *bus)
+{
+	return 0;
+}
+#endif
 
 /* Wire codec: the only code that knows message layouts. */
 size_t virtio_msg_wire_hdr_size(enum virtio_msg_wire_format format);

@@ -123,7 +123,7 @@ struct add_job {
 	uint32_t dev_num;
 	int err;		/* errno of the ioctl, 0 on success */
 	double seconds;
-	volatile int done;
+	int done;
 	pthread_t thread;
 };
 
@@ -135,7 +135,7 @@ static void *add_thread(void *arg)
 
 	job->err = ioctl(job->b->lb, job->cmd, &dev) ? errno : 0;
 	job->seconds = now() - t;
-	job->done = 1;
+	__atomic_store_n(&job->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -188,7 +188,7 @@ static void serve_device(struct bus *b, struct add_job *job, uint32_t dev_id,
 		ssize_t n = read_msg(b, buf, sizeof(buf), 100);
 
 		if (n == -ETIME) {
-			if (job && job->done)
+			if (job && __atomic_load_n(&job->done, __ATOMIC_ACQUIRE))
 				break;
 			continue;
 		}
@@ -487,6 +487,33 @@ static void test_remove_103(struct bus *b)
 	check(job.err == 0, "remove-bound-device", "errno %d", job.err);
 }
 
+/*
+ * Per-open state: when the opener that reads requests goes away, what it
+ * read fails at once although another opener (an event writer) remains.
+ */
+static void test_reader_gone(struct bus *b)
+{
+	uint8_t buf[512];
+	struct add_job job;
+	char path[64];
+	int writer;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/dev/%s", b->info.msg_dev_name);
+	writer = open(path, O_RDWR);
+	set_timeout_ms(5000);
+	start_add(&job, b, 104);
+	n = read_msg(b, buf, sizeof(buf), 5000);
+	close(b->msg);
+	pthread_join(job.thread, NULL);
+	check(n > 0 && job.err == ECONNRESET && job.seconds < 3,
+	      "reader-gone-fails-fast", "read %zd, errno %d after %.1fs", n,
+	      job.err, job.seconds);
+	b->msg = open(path, O_RDWR | O_NONBLOCK);
+	close(writer);
+	set_timeout_ms(3000);
+}
+
 static int usage(void)
 {
 	fprintf(stderr,
@@ -546,6 +573,7 @@ int main(int argc, char **argv)
 	test_access_platform(&b);
 	test_spurious_used(&b);
 	test_remove_103(&b);
+	test_reader_gone(&b);
 	bus_close(&b);
 	return failures ? 1 : 0;
 }
