@@ -55,6 +55,8 @@ struct virtio_msg_pool {
 	struct gen_pool *gen;
 	/* Per slot: the CPU buffer a streaming mapping bounces for. */
 	phys_addr_t *orig;
+	/* Bus addresses chosen by the bus driver (virtio_msg_pool_create_at) */
+	bool fixed_base;
 };
 
 static struct virtio_msg_pool *dev_to_pool(struct device *dev)
@@ -433,7 +435,8 @@ int virtio_msg_pool_attach(struct virtio_msg_pool *pool, struct device *dma_dev)
 	pool->dma_dev = dma_dev;
 	dev_set_drvdata(dma_dev, pool);
 
-	if (pool->rmem && pool->rmem->ops) {
+	/* Kernel pool ops would hand out physical, not our bus, addresses. */
+	if (pool->rmem && pool->rmem->ops && !pool->fixed_base) {
 		ret = vmsg_reserved_mem_device_init(dma_dev, pool->rmem);
 		if (!ret) {
 			pool->kernel_ops = true;
@@ -667,7 +670,90 @@ int virtio_msg_pool_mmap(struct virtio_msg_pool *pool,
 	if (pool->pages)
 		return vm_map_pages(vma, pool->pages, pool->nr_pages);
 	return remap_pfn_range(vma, vma->vm_start,
-			       PHYS_PFN(pool->bus_base) + vma->vm_pgoff,
+			       PHYS_PFN(pool->rmem->base) + vma->vm_pgoff,
 			       len << PAGE_SHIFT, vma->vm_page_prot);
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_mmap, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_pool_create_at - virtio_msg_pool_create() with chosen bus addresses
+ * @dev: the bus driver's device, for messages
+ * @compatible: compatible of the reserved-memory node to use
+ * @node_name: node name used by existing device trees, or NULL
+ * @runtime_size: size of the pool to allocate when there is no node
+ * @bus_base: bus address of pool offset 0, page aligned
+ *
+ * For buses whose device addresses shared memory by its own numbering (FF-A:
+ * area id << 48 | offset), not by physical address.  The kernel's own
+ * reserved-memory ops are never used for such a pool, since they would
+ * hand out physical addresses.
+ *
+ * Return: the pool or an ERR_PTR().
+ */
+struct virtio_msg_pool *virtio_msg_pool_create_at(struct device *dev,
+						  const char *compatible,
+						  const char *node_name,
+						  size_t runtime_size,
+						  dma_addr_t bus_base)
+{
+	struct virtio_msg_pool *pool;
+	int ret;
+
+	if (!PAGE_ALIGNED(bus_base))
+		return ERR_PTR(-EINVAL);
+	pool = virtio_msg_pool_create(dev, compatible, node_name, runtime_size);
+	if (IS_ERR(pool))
+		return pool;
+	if (bus_base + pool->size - 1 < bus_base) {
+		ret = -ERANGE;
+		goto err;
+	}
+
+	/* Nothing is allocated yet: rebuild the allocator at the new base. */
+	gen_pool_destroy(pool->gen);
+	pool->bus_base = bus_base;
+	pool->fixed_base = true;
+	pool->gen = gen_pool_create(VMSG_POOL_SLOT_SHIFT, NUMA_NO_NODE);
+	if (!pool->gen) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	ret = gen_pool_add_virt(pool->gen, (unsigned long)pool->vaddr,
+				pool->bus_base, pool->size, NUMA_NO_NODE);
+	if (ret)
+		goto err;
+	return pool;
+
+err:
+	virtio_msg_pool_destroy(pool);
+	return ERR_PTR(ret);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_create_at, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_pool_sg_table - describe the pool's memory for sharing it
+ * @pool: the pool
+ * @sgt: filled with the pool's pages in offset order; sg_free_table() it
+ *
+ * Return: 0 or a negative errno.
+ */
+int virtio_msg_pool_sg_table(const struct virtio_msg_pool *pool,
+			     struct sg_table *sgt)
+{
+	int ret;
+
+	if (pool->pages)
+		return sg_alloc_table_from_pages(sgt, pool->pages,
+						 pool->nr_pages, 0, pool->size,
+						 GFP_KERNEL);
+	/* A device-tree region: one physically contiguous range. */
+	if (!pool->rmem || pool->size > UINT_MAX)
+		return -EINVAL;
+	ret = sg_alloc_table(sgt, 1, GFP_KERNEL);
+	if (ret)
+		return ret;
+	sg_set_page(sgt->sgl, pfn_to_page(PHYS_PFN(pool->rmem->base)),
+		    pool->size, 0);
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_sg_table, "VIRTIO_MSG");

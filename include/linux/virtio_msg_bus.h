@@ -36,6 +36,7 @@ struct virtio_msg_wire_hdr {
 struct virtio_msg_bus;
 struct virtio_msg_pool;
 struct virtio_msg_user;
+struct sg_table;
 
 /**
  * struct virtio_msg_bus_ops - what a bus driver provides
@@ -128,6 +129,13 @@ struct virtio_msg_pool *virtio_msg_pool_create(struct device *dev,
 					       const char *compatible,
 					       const char *node_name,
 					       size_t runtime_size);
+struct virtio_msg_pool *virtio_msg_pool_create_at(struct device *dev,
+						  const char *compatible,
+						  const char *node_name,
+						  size_t runtime_size,
+						  dma_addr_t bus_base);
+int virtio_msg_pool_sg_table(const struct virtio_msg_pool *pool,
+			     struct sg_table *sgt);
 void virtio_msg_pool_destroy(struct virtio_msg_pool *pool);
 size_t virtio_msg_pool_size(const struct virtio_msg_pool *pool);
 dma_addr_t virtio_msg_pool_bus_base(const struct virtio_msg_pool *pool);
