@@ -169,3 +169,40 @@ help:
 	@echo '  KERNELRELEASE=, ARCH=, CROSS_COMPILE=, INSTALL_MOD_PATH=, INSTALL_MOD_DIR='
 
 FORCE:
+
+# ---------------------------------------------------------------------------
+# Test orchestration (tests/README.md).  This block is maintained together
+# with tests/; keep it at the end of the file.
+#
+#   make check [KERNELS=default|all|none|"7.3.4 ..."] [SUITE=<guest script>]
+#              compile matrix (W=1, sparse, probes) on all nine Debian arm64
+#              kernels + QEMU boots running tests/guest/suite.sh
+#   make demo [KERNEL=7.3.4]   boot the newest kernel and tour the loopback bus
+#   make tools                 native build of tools/ (virtio-msg-backend)
+#   make check-style           checkpatch.pl --strict over the C sources
+#   make check-pkg             Debian packages: build + lintian, then apt install,
+#                              DKMS build, modprobe and removal in a Debian trixie
+#                              arm64 VM (tests/pkg/run)
+#   make check-dtool           host unit tests of tools/dtool (virtio-msg-dt)
+.PHONY: check demo tools check-style
+.PHONY: check-pkg check-dtool
+
+# Variables given on the make command line (KERNELS=, SUITE=, KERNEL=,
+# JOBS=, BOOT_TIMEOUT= ...) reach the scripts through the environment.
+check:
+	$(TOP)/tests/check.sh
+
+demo:
+	$(TOP)/tests/demo.sh
+
+tools:
+	$(MAKE) -C $(TOP)/tools
+
+check-style:
+	$(TOP)/tests/check-style.sh
+
+check-pkg:
+	$(TOP)/tests/pkg/run
+
+check-dtool:
+	$(MAKE) -C $(TOP)/tools/dtool check

@@ -5,10 +5,14 @@
 #
 # Public interface:
 #   vmsg_chroot_ensure [suite] [gcc-major]
-#       Create once (cached in $(vmsg_cache)/chroot-<suite>) a minbase amd64
-#       chroot with gcc-<major>-aarch64-linux-gnu, libc6-dev-arm64-cross,
-#       make, bc, kmod, file, dwarves (pahole), device-tree-compiler.
-#       Defaults: trixie / 14.  Prints the chroot path.
+#       Create once (cached in $(vmsg_cache)/chroot-<suite>-<tag>) a minbase
+#       amd64 chroot with gcc-<major>-aarch64-linux-gnu, libc6-dev-arm64-cross,
+#       make, bc, kmod, file, dwarves (pahole), device-tree-compiler, python3
+#       (W=1 runs scripts/kernel-doc.py on 6.16-6.18 for external modules).
+#       <tag> is a hash of the package list: changing the list gives a new
+#       chroot instead of rebuilding one that a parallel run may be using
+#       (old ones are only ever removed by hand).  Defaults: trixie / 14.
+#       Prints the chroot path.
 #   vmsg_chroot_run [--kernel <version>] [--bind <dir>]... [--] <cmd> [args...]
 #       Run <cmd> inside the chroot (suite picked from the kernel's compiler)
 #       with the repository and every --bind dir mounted at the same path,
@@ -19,6 +23,10 @@
 #   vmsg_chroot_make_modules <kernel-version> <moddir> [make args...]
 #       Shorthand: make -C /lib/modules/<abi>/build M=<moddir> ARCH=arm64
 #       CROSS_COMPILE=aarch64-linux-gnu- modules (moddir is bound in).
+#   vmsg_sparse
+#       Prints the path of a cached sparse binary new enough for every
+#       kernel (sid's; see below).  Bind its directory into the chroot and
+#       pass CHECK=<path>.
 #
 # Mounts are made in a private mount namespace (unshare -m), so they vanish
 # with the process even if it is killed; nothing is ever left mounted on the
@@ -31,7 +39,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source=kernels.sh
 source "$(dirname "${BASH_SOURCE[0]}")/kernels.sh"
 
-vmsg_chroot_dir() { printf '%s/chroot-%s\n' "$(vmsg_cache)" "${1:-trixie}"; }
+# Packages besides the cross compiler (comma-separated, debootstrap syntax).
+# libc6-dev-arm64-cross is only a Recommends of the cross gcc, and
+# debootstrap installs no Recommends; libssl3t64/libelf for kbuild's host
+# tools (sign-file, objtool, resolve_btfids); python3 for kernel-doc (W=1).
+VMSG_CHROOT_PACKAGES="make,libc6-dev-arm64-cross,bc,kmod,file,dwarves,device-tree-compiler,xz-utils,zstd,libssl3t64,libelf1t64,python3"
+
+vmsg_chroot_dir() {
+	local tag
+	tag="$(printf '%s' "$VMSG_CHROOT_PACKAGES" | md5sum | cut -c1-8)"
+	printf '%s/chroot-%s-%s\n' "$(vmsg_cache)" "${1:-trixie}" "$tag"
+}
 
 _vmsg_chroot_create() {
 	local suite="$1" gcc="$2" root tmp keyring=()
@@ -42,18 +60,17 @@ _vmsg_chroot_create() {
 		tmp="$root.tmp"
 		rm -rf "$tmp"
 		# sid may be signed with a key newer than the host's keyring; the
-		# trixie chroot's keyring (updated by point releases) is newer.
+		# trixie chroot's keyring (updated by point releases) is newer, so
+		# that chroot is made first (a different lock: no deadlock).
 		if [[ "$suite" != trixie ]]; then
 			local tk
+			vmsg_chroot_ensure trixie 14 >/dev/null || return 1
 			tk="$(vmsg_chroot_dir trixie)/usr/share/keyrings/debian-archive-keyring.gpg"
 			[[ -f "$tk" ]] && keyring=(--keyring="$tk")
 		fi
 		vmsg_log "debootstrap $suite chroot (once; ~1 min)"
-		# libc6-dev-arm64-cross is only a Recommends of the cross gcc, and
-		# debootstrap installs no Recommends; libssl3t64/libelf for kbuild's
-		# host tools (sign-file, objtool, resolve_btfids).
 		debootstrap --variant=minbase "${keyring[@]}" \
-			--include="make,gcc-$gcc-aarch64-linux-gnu,libc6-dev-arm64-cross,bc,kmod,file,dwarves,device-tree-compiler,xz-utils,zstd,libssl3t64,libelf1t64" \
+			--include="gcc-$gcc-aarch64-linux-gnu,$VMSG_CHROOT_PACKAGES" \
 			"$suite" "$tmp" "$(vmsg_mirror)" >"$(vmsg_cache)/debootstrap-$suite.log" 2>&1 ||
 			{ tail -20 "$(vmsg_cache)/debootstrap-$suite.log" >&2; vmsg_log "debootstrap failed"; return 1; }
 		# Keep no mirror host name anywhere: apt sources, lists, logs.
@@ -150,4 +167,40 @@ vmsg_chroot_make_modules() {
 	vmsg_chroot_run --kernel "$kver" --bind "$moddir" -- \
 		make -j"$(nproc)" -C "/lib/modules/$VMSG_KABI/build" M="$moddir" \
 		ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- "$@" modules
+}
+
+# sparse for C=2 checks.  Debian trixie's sparse 0.6.4 cannot parse the
+# headers of kernels >= 7.0 (they use __typeof_unqual__ whenever __CHECKER__
+# is defined); sid's 0.6.5~rc1 can.  Its binary links only libc (>= 2.38),
+# so the one amd64 binary, unpacked into the cache like busybox, runs in
+# both the trixie and the sid chroot.  VMSG_SPARSE_SUITE picks the suite.
+_vmsg_sparse_locked() {
+	local dir suite idx line ver rel sha deb
+	dir="$(vmsg_cache)/sparse"
+	[[ -x "$dir/bin/sparse" ]] && return 0
+	suite="${VMSG_SPARSE_SUITE:-sid}"
+	idx="$(vmsg_index "$suite" amd64)" || return 1
+	line="$(_vmsg_index_lookup "$idx" sparse)"
+	if [[ -z "$line" ]]; then
+		# A filtered index cached before sparse was kept in it.
+		idx="$(vmsg_index "$suite" amd64 force)" || return 1
+		line="$(_vmsg_index_lookup "$idx" sparse)"
+	fi
+	[[ -n "$line" ]] || { vmsg_log "sparse not in the $suite index"; return 1; }
+	IFS=$'\t' read -r ver rel sha _ _ <<<"$line"
+	deb="$(_vmsg_fetch_deb "$rel" "$sha")" || return 1
+	rm -rf "$dir.tmp"
+	mkdir -p "$dir.tmp/bin"
+	dpkg-deb -x "$deb" "$dir.tmp/x" || return 1
+	mv "$dir.tmp/x/usr/bin/sparse" "$dir.tmp/bin/sparse"
+	echo "$ver" >"$dir.tmp/version"
+	rm -rf "$dir.tmp/x" "$dir"
+	rm -f "$deb"
+	mv "$dir.tmp" "$dir"
+}
+
+vmsg_sparse() {
+	vmsg_need_cmd curl curl xz xz-utils dpkg-deb dpkg
+	vmsg_with_lock sparse _vmsg_sparse_locked || return 1
+	printf '%s/sparse/bin/sparse\n' "$(vmsg_cache)"
 }

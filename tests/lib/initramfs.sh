@@ -12,6 +12,8 @@
 #                  `modprobe <name>` resolves dependencies on Debian modules)
 #       --progs    directory whose regular files go to /usr/bin (static arm64)
 #       --files    directory copied as-is into /test (helpers, data)
+#       --env      file of NAME='value' lines (sh syntax), installed as
+#                  /etc/vmrun.env and exported to the guest script
 #   VMSG_INITRAMFS_MODULES  Debian modules to include, as paths relative to
 #       /lib/modules/<abi> (a dir or one .ko) or bare module names; their
 #       dependencies are added automatically.  Default: virtio, hw_random,
@@ -153,6 +155,11 @@ hostname vmrun
 ln -sf /proc/self/fd /dev/fd 2>/dev/null
 export VMRUN_KABI="$(uname -r)"
 export VMRUN_UPDATES="/lib/modules/$VMRUN_KABI/updates"
+if [ -f /etc/vmrun.env ]; then
+	set -a
+	. /etc/vmrun.env
+	set +a
+fi
 cd /test || exit 1
 echo "VMRUN-START"
 # A separate shell process: the script's `exit` or `set -e` must not end
@@ -172,10 +179,11 @@ INIT
 }
 
 vmsg_initramfs_build() {
-	local kver="" script="" out="" mods="" progs="" files=""
+	local kver="" script="" out="" mods="" progs="" files="" env=""
 	while (($#)); do
 		case "$1" in
 		--kernel) kver="$2" ;;
+		--env) env="$2" ;;
 		--script) script="$2" ;;
 		--out) out="$2" ;;
 		--modules) mods="$2" ;;
@@ -199,13 +207,13 @@ vmsg_initramfs_build() {
 
 	stage="$(mktemp -d "${TMPDIR:-/tmp}/vmsg-initramfs.XXXXXX")"
 	local rc=0
-	_vmsg_initramfs_stage "$stage" "$bb" "$base" "$mods" "$progs" "$files" "$script" "$out" || rc=$?
+	_vmsg_initramfs_stage "$stage" "$bb" "$base" "$mods" "$progs" "$files" "$script" "$out" "$env" || rc=$?
 	rm -rf "$stage"
 	return "$rc"
 }
 
 _vmsg_initramfs_stage() {
-	local stage="$1" bb="$2" base="$3" mods="$4" progs="$5" files="$6" script="$7" out="$8"
+	local stage="$1" bb="$2" base="$3" mods="$4" progs="$5" files="$6" script="$7" out="$8" env="${9:-}"
 	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,test,lib}
 	cp "$bb" "$stage/bin/busybox"
 	_vmsg_write_init "$stage/init"
@@ -225,6 +233,7 @@ _vmsg_initramfs_stage() {
 		chmod -R a+rx "$stage/usr/bin"
 	fi
 	[[ -n "$files" ]] && cp -a "$files/." "$stage/test/"
+	[[ -n "$env" ]] && cp "$env" "$stage/etc/vmrun.env"
 	cp "$script" "$stage/test/run.sh"
 	chmod 755 "$stage/test/run.sh"
 	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"

@@ -34,8 +34,9 @@ _VMSG_KERNELS_SH=1
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Fetch dists/<suite>/main/binary-<arch>/Packages.xz and keep only the
-# paragraphs we may ever need (kernel packages, busybox).  The sid index is
-# ~65 MB unpacked; the filtered copy is a few hundred KB and parses instantly.
+# paragraphs we may ever need (kernel packages, busybox, sparse).  The sid
+# index is ~65 MB unpacked; the filtered copy is a few hundred KB and parses
+# instantly.
 # Prints the path of the filtered index.  $3 = "force" re-downloads.
 vmsg_index() {
 	local suite="$1" arch="$2" force="${3:-}"
@@ -54,7 +55,7 @@ vmsg_index() {
 	vmsg_download "$(vmsg_mirror)/dists/$suite/main/binary-$arch/Packages.xz" "$xz" ||
 		{ vmsg_log "no Packages index for $suite/$arch"; return 1; }
 	xz -dc "$xz" | awk 'BEGIN { RS = ""; ORS = "\n\n" }
-		/^Package: (linux-(image|binary|binary-unsigned|base|modules|headers|kbuild)-[0-9]|busybox-static\n)/' \
+		/^Package: (linux-(image|binary|binary-unsigned|base|modules|headers|kbuild)-[0-9]|busybox-static\n|sparse\n)/' \
 		>"$out.tmp" && mv -f "$out.tmp" "$out"
 	rm -f "$xz"
 	printf '%s\n' "$out"

@@ -1,0 +1,458 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# tests/check.sh - the project's whole test run ("make check").
+#
+#   tests/check.sh                     compile matrix (all nine kernels) +
+#                                      boots of 6.16.12 6.19.14 7.3.4
+#   KERNELS=all tests/check.sh         boot all nine kernels
+#   KERNELS="7.3.4" tests/check.sh     boot only these (compile still all)
+#   KERNELS=none tests/check.sh        compile matrix only
+#
+# Stages:
+#  1. compile, for every kernel of the matrix (two at a time): a clean copy
+#     of the module sources is built with W=1 in the kernel's Debian chroot
+#     (build-<ver>: make succeeds, the .ko files exist and carry the
+#     kernel's vermagic, zero warnings), checked with sparse through the
+#     top Makefile's "sparse" target (sparse-<ver>: zero sparse warnings or
+#     errors in src/, compat/, include/), and the compat probes are compared
+#     with tests/compat/expected-probes.txt (probes-<ver>).  The arm64 static
+#     programs (virtio-msg-backend, vmsg-test) are built once (build-tools-
+#     arm64, build-vmsg-test-arm64).
+#  2. boot, for every boot kernel, one after another: tests/vm-run with the
+#     prebuilt modules and programs runs the in-guest suite twice,
+#       dt       OVERLAY=vmsglb  SUITE_POOL=dt
+#       runtime  OVERLAY=none    SUITE_POOL=runtime
+#     Every "ok NAME" / "FAIL NAME: why" / "skip NAME: why" line of the suite
+#     becomes the check <ver>/<kind>/NAME, plus boot-<ver>-<kind>-dmesg-clean
+#     per boot (the VM ran to the end and its dmesg has no WARNING/BUG/...).
+#
+# Output: one line per check, "PASS name", "FAIL name: why" or
+# "SKIP name: why" (kernel not on the mirror, or the suite's own skips),
+# then a summary whose last line is "N passed, N failed, N skipped".
+# Exit status 0 iff nothing failed.  Progress goes to stderr, everything
+# else to tests/logs/check-<date>/ (tests/logs/check-latest links to it).
+#
+# Settings (environment, or make variables of "make check"):
+#   KERNELS       boot kernels: default | all | none | list of versions
+#   SUITE         guest suite script (default tests/guest/suite.sh)
+#   JOBS          compile jobs in parallel (default 2)
+#   BOOT_TIMEOUT  wall-clock limit per boot in seconds (default 300; a boot
+#                 normally takes 60-120 s under TCG)
+#   CHECK_BUDGET  seconds the whole run may take (default 3300): a boot gets
+#                 at most what is left, boots that no longer fit are FAILed
+#                 as "not run"
+#   STAGES        "compile boot" (default); "compile" alone skips boots
+#   CHECK_LOGDIR  log directory (default tests/logs/check-<date>)
+#   KEEP          1 = keep the work dir with the builds (printed)
+#   VMSG_CACHE    cache dir of the kernels/chroots (see tests/README.md)
+set -euo pipefail
+TESTS_DIR="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib/build.sh
+source "$TESTS_DIR/lib/build.sh"
+# shellcheck source=lib/qemu.sh
+source "$TESTS_DIR/lib/qemu.sh"
+
+KERNELS_ALL="6.16.12 6.17.13 6.18.15 6.19.14 7.0.13 7.1.13 7.2.12 7.3.4 7.2.13"
+KERNELS_BOOT_DEFAULT="6.16.12 6.19.14 7.3.4"
+
+case "${1:-}" in
+-h | --help)
+	sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+	exit 0 ;;
+"") ;;
+*) echo "check.sh: no arguments; settings are environment variables (--help)" >&2; exit 2 ;;
+esac
+
+KERNELS="${KERNELS:-default}"
+case "$KERNELS" in
+default) BOOT_KERNELS="$KERNELS_BOOT_DEFAULT" ;;
+all) BOOT_KERNELS="$KERNELS_ALL" ;;
+none) BOOT_KERNELS="" ;;
+*) BOOT_KERNELS="$(tr ',' ' ' <<<"$KERNELS")" ;;
+esac
+# The compile matrix always has all nine, plus any other boot kernel asked for.
+COMPILE_KERNELS="$KERNELS_ALL"
+for v in $BOOT_KERNELS; do
+	[[ " $COMPILE_KERNELS " == *" $v "* ]] || COMPILE_KERNELS+=" $v"
+done
+SUITE="${SUITE:-$VMSG_REPO/tests/guest/suite.sh}"
+JOBS="${JOBS:-2}"
+BOOT_TIMEOUT="${BOOT_TIMEOUT:-300}"
+CHECK_BUDGET="${CHECK_BUDGET:-3300}"
+STAGES="${STAGES:-compile boot}"
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "check.sh: bad JOBS=$JOBS" >&2; exit 2; }
+# make -j per compile job: the cores shared out among the parallel jobs.
+VMSG_MAKEJ=$(($(nproc) / JOBS))
+((VMSG_MAKEJ >= 1)) || VMSG_MAKEJ=1
+
+LOGDIR="${CHECK_LOGDIR:-$VMSG_REPO/tests/logs/check-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$LOGDIR"
+LOGDIR="$(cd "$LOGDIR" && pwd)"
+if [[ -z "${CHECK_LOGDIR:-}" ]]; then
+	ln -sfn "$(basename "$LOGDIR")" "$VMSG_REPO/tests/logs/check-latest"
+fi
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/vmsg-check.XXXXXX")"
+RESULTS="$LOGDIR/results.txt"
+: >"$RESULTS"
+
+T_START="$(vmsg_now)"
+JOB_PIDS=()
+cleanup() {
+	local p
+	for p in "${JOB_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	if [[ "${KEEP:-0}" == 1 ]]; then
+		echo "check: work dir kept: $WORK" >&2
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '[check %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Record one check: <file> PASS|FAIL|SKIP <name> [reason].  Jobs collect
+# their results in their own file and print it when they end, so lines of
+# parallel jobs never mix.
+record() {
+	local file="$1" verdict="$2" name="$3" why="${4:-}"
+	why="${why//$'\n'/ }"
+	if [[ "$verdict" == PASS ]]; then
+		printf 'PASS %s\n' "$name" >>"$file"
+	else
+		printf '%s %s: %s\n' "$verdict" "$name" "${why:-no reason given}" >>"$file"
+	fi
+}
+
+# First line of <file> matching <ERE>, trimmed to something readable.
+first_match() {
+	grep -E -m1 -- "$2" "$1" 2>/dev/null | cut -c1-200 || true
+}
+
+# ---------------------------------------------------------------------------
+# Host tools: installed only when missing (one apt-get update at most).
+vmsg_need_cmd qemu-system-aarch64 qemu-system-arm /usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu \
+	debootstrap debootstrap dtc device-tree-compiler fdtoverlay device-tree-compiler \
+	curl curl xz xz-utils zstd zstd cpio cpio dpkg-deb dpkg modinfo kmod file file \
+	unshare util-linux flock util-linux
+
+# ---------------------------------------------------------------------------
+# Stage 1: compile.
+
+# Diagnostics of our own files in a build log: relative paths (kbuild >= 6.13
+# builds external modules from their directory) or absolute ones under <dir>.
+our_diags() {
+	local log="$1" dir="$2" kind="$3"
+	grep -E -- "^(${dir//./\\.}/)?(src|compat|include)/[^:]+:[0-9]+(:[0-9]+)?: ($kind)" "$log" || true
+}
+
+# The modules a kernel must get: FF-A only where the kernel has FF-A.
+expected_modules() {
+	local m="virtio_msg_transport virtio_msg_loopback"
+	grep -qE '^CONFIG_ARM_FFA_TRANSPORT=[ym]' "$VMSG_KCONFIG" && m+=" virtio_msg_ffa"
+	printf '%s\n' "$m"
+}
+
+compile_kernel() {
+	local v="$1" res="$2" rc=0 dir log kdir t0 n m ko missing=() ext
+	t0="$(vmsg_now)"
+	vmsg_kernel_fetch "$v" >>"$LOGDIR/fetch-$v.log" 2>&1 || rc=$?
+	if ((rc == 77)); then
+		for n in build sparse probes; do
+			record "$res" SKIP "$n-$v" "kernel $v not available from the Debian mirror"
+		done
+		return 0
+	elif ((rc)); then
+		for n in build sparse probes; do
+			record "$res" FAIL "$n-$v" "fetching kernel $v failed (log: $LOGDIR/fetch-$v.log)"
+		done
+		return 0
+	fi
+	kdir="/lib/modules/$VMSG_KABI/build"
+	dir="$WORK/build/$v"
+	vmsg_copy_module_sources "$dir"
+
+	# W=1 build.
+	log="$LOGDIR/build-$v.log"
+	rc=0
+	vmsg_build_modules "$v" "$dir" W=1 >"$log" 2>&1 || rc=$?
+	local built=0
+	if ((rc)); then
+		record "$res" FAIL "build-$v" "make W=1 failed (status $rc): $(first_match "$log" 'error|Error [0-9]')"
+	else
+		built=1
+		for m in $(expected_modules); do
+			[[ -f "$dir/$m.ko" ]] || missing+=("$m.ko")
+		done
+		while IFS= read -r ko; do
+			missing+=("$ko")
+		done < <(vmsg_collect_modules "$dir" "$WORK/ko/$v" || true)
+		n="$(grep -c -i 'warning:' "$log" || true)"
+		if ((${#missing[@]})); then
+			record "$res" FAIL "build-$v" "missing or wrong: ${missing[*]}"
+		elif ((n)); then
+			record "$res" FAIL "build-$v" "$n warning(s), first: $(first_match "$log" '[Ww][Aa][Rr][Nn][Ii][Nn][Gg]:')"
+		else
+			record "$res" PASS "build-$v"
+		fi
+	fi
+
+	# sparse, through the top Makefile's target, in the same (already built)
+	# tree with the same W=1 flags: only the checker runs.
+	log="$LOGDIR/sparse-$v.log"
+	if ((built == 0)); then
+		record "$res" SKIP "sparse-$v" "not run: build-$v failed"
+	else
+		local sparse
+		if ! sparse="$(vmsg_sparse 2>>"$log")"; then
+			record "$res" FAIL "sparse-$v" "could not get sparse (log: $log)"
+		else
+			rc=0
+			vmsg_build_modules --bind "$(dirname "$sparse")" "$v" "$dir" W=1 CHECK="$sparse" sparse >>"$log" 2>&1 || rc=$?
+			local ours others checked
+			ours="$(our_diags "$log" "$dir" 'warning|error')"
+			checked="$(grep -c -E '^ +CHECK +' "$log" || true)"
+			# Errors in the kernel's headers mean sparse could not parse them.
+			others="$(grep -E ': error:' "$log" | grep -v -F -x -- "$ours" | head -1 || true)"
+			if [[ -n "$ours" ]]; then
+				record "$res" FAIL "sparse-$v" "$(wc -l <<<"$ours") sparse diagnostic(s), first: $(head -1 <<<"$ours" | cut -c1-200)"
+			elif ((rc)); then
+				record "$res" FAIL "sparse-$v" "make sparse failed (status $rc): $(first_match "$log" 'ERROR|error|Error [0-9]')"
+			elif [[ -n "$others" ]]; then
+				record "$res" FAIL "sparse-$v" "sparse errors outside our files: ${others:0:200}"
+			elif ((checked == 0)); then
+				record "$res" FAIL "sparse-$v" "sparse did not run (no CHECK lines; log: $log)"
+			else
+				record "$res" PASS "sparse-$v"
+			fi
+		fi
+	fi
+
+	# compat probe expectations (tests/compat/check-probes.sh, in the chroot).
+	log="$LOGDIR/probes-$v.log"
+	rc=0
+	(cd "$VMSG_REPO" && vmsg_chroot_run --kernel "$v" -- bash tests/compat/check-probes.sh \
+		"$kdir" "$v" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-) >"$log" 2>&1 || rc=$?
+	case "$rc" in
+	0) record "$res" PASS "probes-$v" ;;
+	2) record "$res" FAIL "probes-$v" "check-probes.sh usage/expectation error: $(first_match "$log" 'ERROR')" ;;
+	*)
+		ext="$(first_match "$log" '^FAIL')"
+		record "$res" FAIL "probes-$v" "$(tail -1 "$log")${ext:+; first: $ext}" ;;
+	esac
+	say "compiled $v in $(vmsg_elapsed "$t0") s"
+}
+
+# Static arm64 programs for the guest, built once in the trixie chroot from a
+# clean copy (the work tree may hold native objects).
+compile_tools() {
+	local res="$1" src="$WORK/tools-src" log rc=0 n
+	vmsg_copy_tool_sources "$src"
+	log="$LOGDIR/build-tools.log"
+	if vmsg_build_backend "$src" "$WORK/progs" >"$log" 2>&1; then
+		record "$res" PASS build-tools-arm64
+	else
+		record "$res" FAIL build-tools-arm64 "$(first_match "$log" 'error|Error [0-9]|no tools|not a static') (log: $log)"
+	fi
+	log="$LOGDIR/build-vmsg-test.log"
+	vmsg_build_vmsg_test "$src" "$WORK/progs" >"$log" 2>&1 || rc=$?
+	n="$(grep -c 'warning:' "$log" || true)"
+	if ((rc)); then
+		record "$res" FAIL build-vmsg-test-arm64 "$(first_match "$log" 'error|no tests') (log: $log)"
+	elif ((n)); then
+		record "$res" FAIL build-vmsg-test-arm64 "$n warning(s), first: $(first_match "$log" 'warning:')"
+	else
+		record "$res" PASS build-vmsg-test-arm64
+	fi
+}
+
+# Run "<name> <args>" jobs, at most $JOBS at a time; each job's results file
+# is printed (and appended to $RESULTS) as soon as it ends.
+run_jobs() {
+	local spec name running=0 i
+	local -a specs=("$@") pids=() files=()
+	for spec in "${specs[@]}"; do
+		name="${spec%% *}"
+		files+=("$WORK/res-$name")
+		: >"$WORK/res-$name"
+	done
+	i=0
+	for spec in "${specs[@]}"; do
+		while ((running >= JOBS)); do
+			wait -n || true
+			running=$((running - 1))
+		done
+		# shellcheck disable=SC2086  # spec is "function args"
+		( ${spec#* } "${files[$i]}" >>"$LOGDIR/jobs.log"
+		  cat "${files[$i]}"; cat "${files[$i]}" >>"$RESULTS" ) &
+		pids+=("$!")
+		JOB_PIDS+=("$!")
+		running=$((running + 1))
+		i=$((i + 1))
+	done
+	for i in "${pids[@]}"; do wait "$i" || true; done
+	JOB_PIDS=()
+}
+
+T_COMPILE=0
+if [[ " $STAGES " == *" compile "* ]]; then
+	MATRIX="$COMPILE_KERNELS"
+else
+	# Boots only: build just the boot kernels' modules.
+	MATRIX="$BOOT_KERNELS"
+fi
+if [[ " $STAGES " == *" compile "* || " $STAGES " == *" boot "* ]]; then
+	say "compile stage: tools + ${MATRIX:-no kernel} ($JOBS parallel job(s), make -j$VMSG_MAKEJ); logs: $LOGDIR"
+	t="$(vmsg_now)"
+	jobs_list=("tools compile_tools")
+	for v in $MATRIX; do jobs_list+=("$v compile_kernel $v"); done
+	run_jobs "${jobs_list[@]}"
+	T_COMPILE="$(vmsg_elapsed "$t")"
+fi
+
+# ---------------------------------------------------------------------------
+# Stage 2: boots.
+
+# "; first: <line>" for the first kernel problem in a console log, if any.
+hung() {
+	local l
+	l="$(tr -d '\r' <"$1" 2>/dev/null | grep -E -m1 -- "$VMSG_DMESG_BAD" | cut -c1-160 || true)"
+	[[ -z "$l" ]] || printf '; first kernel problem: %s' "$l"
+}
+
+# vm-run's outcome for one boot, as the boot-<ver>-<kind>-dmesg-clean check.
+judge_boot() {
+	local res="$1" name="$2" rc="$3" blog="$4" console dmesg status bad
+	console="$(find "$blog" -name '*.log' -type f 2>/dev/null | head -1)"
+	dmesg="${console%.log}.dmesg"
+	status=""
+	[[ -n "$console" ]] && status="$(tr -d '\r' <"$console" | sed -n 's/^VMRUN-EXIT=\([0-9][0-9]*\)$/\1/p' | tail -1)"
+	case "$rc" in
+	0) ;;
+	77) record "$res" SKIP "$name" "kernel not available from the Debian mirror"; return ;;
+	124) record "$res" FAIL "$name" "VM timed out (console: $console)$(hung "$console")"; return ;;
+	125) record "$res" FAIL "$name" "guest never reported VMRUN-EXIT: panic or crash (console: $console)$(hung "$console")"; return ;;
+	126) record "$res" FAIL "$name" "host-side QEMU/dtc/fdtoverlay failure (see $blog.err)"; return ;;
+	*)
+		if [[ -z "$status" ]]; then
+			record "$res" FAIL "$name" "vm-run failed with status $rc before the guest ran (see $blog.err)"
+			return
+		fi ;;
+	esac
+	if [[ ! -f "$dmesg" ]]; then
+		record "$res" FAIL "$name" "no dmesg captured (vm-run status $rc)"
+	elif ! bad="$(vmsg_qemu_dmesg_check "$dmesg")"; then
+		record "$res" FAIL "$name" "dmesg: $(head -1 <<<"$bad" | cut -c1-200) ($(wc -l <<<"$bad") line(s); $dmesg)"
+	elif ((rc != 0 && rc != status)); then
+		record "$res" FAIL "$name" "vm-run status $rc"
+	else
+		record "$res" PASS "$name"
+	fi
+}
+
+# The suite's lines -> checks <ver>/<kind>/<name>.
+parse_suite() {
+	local res="$1" prefix="$2" out="$3" rc="$4" line name rest n_ok=0 n_fail=0
+	while IFS= read -r line; do
+		line="${line%$'\r'}"
+		case "$line" in
+		"ok "*)
+			name="${line#ok }"; name="${name%% *}"
+			record "$res" PASS "$prefix/$name"; n_ok=$((n_ok + 1)) ;;
+		"FAIL "*)
+			rest="${line#FAIL }"; name="${rest%%[: ]*}"; rest="${rest#"$name"}"; rest="${rest#:}"
+			record "$res" FAIL "$prefix/$name" "${rest# }"; n_fail=$((n_fail + 1)) ;;
+		"skip "*)
+			rest="${line#skip }"; name="${rest%%[: ]*}"; rest="${rest#"$name"}"; rest="${rest#:}"
+			record "$res" SKIP "$prefix/$name" "${rest# }" ;;
+		esac
+	done <"$out"
+	# A suite that failed without saying what, or said nothing at all.
+	if ((rc >= 1 && rc <= 119 && n_fail == 0)); then
+		record "$res" FAIL "$prefix/suite-exit" "suite exited $rc without a FAIL line (output: $out)"
+	elif ((rc == 0 && n_ok + n_fail == 0)); then
+		record "$res" FAIL "$prefix/suite-exit" "suite printed no check (output: $out)"
+	fi
+}
+
+boot_kernel() {
+	local v="$1" res="$2" kind overlay pool blog rc name left timeout
+	for kind in dt runtime; do
+		name="boot-$v-$kind-dmesg-clean"
+		if [[ "$kind" == dt ]]; then overlay=vmsglb pool=dt; else overlay=none pool=runtime; fi
+		if grep -q "^SKIP build-$v:" "$RESULTS"; then
+			record "$res" SKIP "$name" "kernel $v not available from the Debian mirror"
+			continue
+		fi
+		if ! compgen -G "$WORK/ko/$v/*.ko" >/dev/null; then
+			record "$res" FAIL "$name" "not booted: no modules (build-$v failed)"
+			continue
+		fi
+		if [[ ! -x "$WORK/progs/virtio-msg-backend" || ! -x "$WORK/progs/vmsg-test" ]]; then
+			record "$res" FAIL "$name" "not booted: arm64 programs missing (build-tools-arm64 / build-vmsg-test-arm64)"
+			continue
+		fi
+		left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+		if ((left < 60)); then
+			record "$res" FAIL "$name" "not run: CHECK_BUDGET=${CHECK_BUDGET}s used up"
+			continue
+		fi
+		timeout="$BOOT_TIMEOUT"
+		((left >= timeout)) || timeout="$left"
+		blog="$LOGDIR/boot-$v-$kind"
+		mkdir -p "$blog"
+		say "boot $v/$kind (OVERLAY=$overlay SUITE_POOL=$pool, timeout ${timeout}s)"
+		rc=0
+		"$TESTS_DIR/vm-run" KERNEL="$v" OVERLAY="$overlay" BUILD=0 MODDIR="$WORK/ko/$v" \
+			PROGS="$WORK/progs" LOGDIR="$blog" TIMEOUT="$timeout" \
+			ENV="SUITE_POOL=$pool" ENV="SUITE_KERNEL=$v" "$SUITE" \
+			>"$blog.out" 2>"$blog.err" </dev/null || rc=$?
+		say "boot $v/$kind: vm-run status $rc ($(grep -o 'boot=[0-9.]*s' "$blog.err" | tail -1))"
+		[[ "$rc" == 77 ]] || parse_suite "$res" "$v/$kind" "$blog.out" "$rc"
+		judge_boot "$res" "$name" "$rc" "$blog"
+	done
+}
+
+T_BOOT=0
+if [[ " $STAGES " == *" boot "* && -n "$BOOT_KERNELS" ]]; then
+	t="$(vmsg_now)"
+	if [[ ! -f "$SUITE" ]]; then
+		for v in $BOOT_KERNELS; do
+			for kind in dt runtime; do
+				record "$RESULTS" FAIL "boot-$v-$kind-dmesg-clean" "no guest suite $SUITE"
+				tail -1 "$RESULTS"
+			done
+		done
+	else
+		say "boot stage: $BOOT_KERNELS (suite $SUITE)"
+		for v in $BOOT_KERNELS; do
+			: >"$WORK/res-boot-$v"
+			boot_kernel "$v" "$WORK/res-boot-$v"
+			cat "$WORK/res-boot-$v"
+			cat "$WORK/res-boot-$v" >>"$RESULTS"
+		done
+	fi
+	T_BOOT="$(vmsg_elapsed "$t")"
+fi
+
+# ---------------------------------------------------------------------------
+# Summary.
+passed="$(grep -c '^PASS ' "$RESULTS" || true)"
+failed="$(grep -c '^FAIL ' "$RESULTS" || true)"
+skipped="$(grep -c '^SKIP ' "$RESULTS" || true)"
+{
+	echo
+	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
+	echo "compile matrix: ${MATRIX:-none}"
+	echo "boot kernels:   ${BOOT_KERNELS:-none}"
+	if ((skipped)); then
+		echo "skipped:"
+		grep '^SKIP ' "$RESULTS" | sed 's/^/  /'
+	fi
+	if ((failed)); then
+		echo "failed:"
+		grep '^FAIL ' "$RESULTS" | sed 's/^/  /'
+	fi
+	echo "$passed passed, $failed failed, $skipped skipped"
+} | tee "$LOGDIR/summary.txt"
+((failed == 0))
