@@ -116,6 +116,47 @@ int virtio_msg_wire_peek(enum virtio_msg_wire_format format, const void *msg,
 EXPORT_SYMBOL_NS_GPL(virtio_msg_wire_peek, "VIRTIO_MSG");
 
 /**
+ * virtio_msg_wire_put_hdr - write a header in the wire format
+ * @format: wire format of the bus
+ * @msg: at least virtio_msg_wire_hdr_size() bytes
+ * @hdr: the fields; the token is dropped by formats that have none
+ *
+ * For bus drivers that build their own bus messages.
+ */
+void virtio_msg_wire_put_hdr(enum virtio_msg_wire_format format, void *msg,
+			     const struct virtio_msg_wire_hdr *hdr)
+{
+	u8 *p = msg;
+
+	p[0] = hdr->type;
+	p[1] = hdr->msg_id;
+	put_unaligned_le16(hdr->dev_num, p + 2);
+	if (format == VIRTIO_MSG_WIRE_FORMAT_RFC1) {
+		put_unaligned_le16(hdr->msg_size, p + 4);
+	} else {
+		put_unaligned_le16(hdr->token, p + 4);
+		put_unaligned_le16(hdr->msg_size, p + 6);
+	}
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_wire_put_hdr, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_wire_msg_size - the msg_size a header claims, unchecked
+ * @format: wire format of the bus
+ * @msg: at least virtio_msg_wire_hdr_size() bytes
+ *
+ * For transports that learn a message's length only from the message
+ * itself (FF-A notifications carry no length): the caller must bound it.
+ */
+u16 virtio_msg_wire_msg_size(enum virtio_msg_wire_format format,
+			     const void *msg)
+{
+	return get_unaligned_le16((const u8 *)msg +
+				  virtio_msg_wire_hdr_size(format) - 2);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_wire_msg_size, "VIRTIO_MSG");
+
+/**
  * virtio_msg_wire_encode - convert a canonical message to the wire format
  * @format: wire format of the bus
  * @msg: canonical message; msg_size must be right
@@ -131,6 +172,7 @@ ssize_t virtio_msg_wire_encode(enum virtio_msg_wire_format format,
 	size_t size = le16_to_cpu(msg->msg_size);
 	const u8 *payload = (const u8 *)(msg + 1);
 	size_t plen = size - sizeof(*msg);
+	struct virtio_msg_wire_hdr hdr;
 	u8 *out = wire;
 	size_t out_size;
 
@@ -148,10 +190,12 @@ ssize_t virtio_msg_wire_encode(enum virtio_msg_wire_format format,
 	if (out_size > wire_size)
 		return -EMSGSIZE;
 
-	out[0] = msg->type;
-	out[1] = msg->msg_id;
-	put_unaligned_le16(le16_to_cpu(msg->dev_num), out + 2);
-	put_unaligned_le16(out_size, out + 4);
+	hdr.type = msg->type;
+	hdr.msg_id = msg->msg_id;
+	hdr.dev_num = le16_to_cpu(msg->dev_num);
+	hdr.token = le16_to_cpu(msg->token);
+	hdr.msg_size = out_size;
+	virtio_msg_wire_put_hdr(format, out, &hdr);
 	out += RFC1_HDR_SIZE;
 
 	if (out_size != RFC1_HDR_SIZE + plen) {

@@ -90,7 +90,6 @@ struct virtio_msg_device {
 	struct virtio_msg_header *resp;
 	void *wire;
 	size_t canon_size;
-	u16 token;
 	u8 status;
 
 	/* Protected by bus->lookup_lock */
@@ -202,14 +201,19 @@ static ssize_t vmsg_xfer(struct virtio_msg_device *vmdev, u8 msg_id,
 		return -EIO;
 
 	/* Token 0 marks events; requests never use it. */
-	if (!++vmdev->token)
-		vmdev->token = 1;
-	pending.token = vmdev->token;
+	/*
+	 * Tokens come from one counter per bus, not per device: a device
+	 * removed and added again must not reuse the tokens a late answer
+	 * to its previous instance may still carry.  Token 0 marks events.
+	 */
+	do {
+		pending.token = (u16)atomic_inc_return(&bus->token_seq);
+	} while (!pending.token);
 
 	req->type = 0;
 	req->msg_id = msg_id;
 	req->dev_num = cpu_to_le16(vmdev->dev_num);
-	req->token = cpu_to_le16(vmdev->token);
+	req->token = cpu_to_le16(pending.token);
 	req->msg_size = cpu_to_le16(sizeof(*req) + len);
 	wire_len = virtio_msg_wire_encode(bus->format, req, vmdev->wire,
 					  bus->max_msg_size);
@@ -1467,6 +1471,7 @@ int virtio_msg_bus_register(struct virtio_msg_bus *bus)
 	mutex_init(&bus->devices_lock);
 	xa_init(&bus->devices);
 	spin_lock_init(&bus->lookup_lock);
+	atomic_set(&bus->token_seq, 0);
 	init_completion(&bus->released);
 
 	device_initialize(&bus->dev);

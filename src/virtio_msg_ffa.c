@@ -93,6 +93,16 @@ MODULE_PARM_DESC(fwk_notify_id, "FF-A framework notification id of indirect mess
 /* Messages fetched per poll round before others get the CPU again. */
 #define VMSG_FFA_POLL_BATCH	32
 #define VMSG_FFA_BUS_REQ_MAX	64
+/* Requests the core gave up on, remembered to drop their late answers. */
+#define VMSG_FFA_CANCELLED	16
+#define VMSG_FFA_CANCEL_KEEP	(60 * HZ)
+
+struct vmsg_ffa_cancelled {
+	unsigned long when;
+	u16 dev_num;
+	u16 token;
+	bool used;
+};
 
 struct vmsg_ffa_kick {
 	u16 len;
@@ -129,6 +139,16 @@ struct vmsg_ffa {
 	size_t bus_rx_len;
 	u8 bus_rx_id;
 	u16 poll_token;
+	/*
+	 * Under rx_lock: transport requests that timed out.  Their answers,
+	 * should they still come, are dropped here: the core would drop them
+	 * too.  Entries of a device are forgotten when it is added again:
+	 * the core numbers the requests of a new instance from token 1.
+	 */
+	struct vmsg_ffa_cancelled cancelled[VMSG_FFA_CANCELLED];
+	unsigned int cancel_next;
+	int adding;		/* device number being added, or -1 */
+	bool add_timed_out;	/* a request of it timed out meanwhile */
 
 	/* Shared memory */
 	struct virtio_msg_pool *pool;
@@ -149,6 +169,7 @@ struct vmsg_ffa {
 	spinlock_t hp_lock;
 	unsigned long *hp_want;
 	unsigned long *hp_dirty;
+	unsigned long *hp_gone;	/* REMOVED seen: drop the old instance */
 	struct work_struct hp_work;
 };
 
@@ -160,15 +181,14 @@ static struct device *vmsg_ffa_dev(struct vmsg_ffa *vf)
 static void vmsg_ffa_put_hdr(struct vmsg_ffa *vf, u8 *p, u8 type, u8 msg_id,
 			     u16 token, size_t len)
 {
-	p[0] = type;
-	p[1] = msg_id;
-	put_unaligned_le16(0, p + 2);
-	if (vf->format == VIRTIO_MSG_WIRE_FORMAT_RFC1) {
-		put_unaligned_le16(len, p + 4);
-	} else {
-		put_unaligned_le16(token, p + 4);
-		put_unaligned_le16(len, p + 6);
-	}
+	struct virtio_msg_wire_hdr hdr = {
+		.type = type,
+		.msg_id = msg_id,
+		.token = token,
+		.msg_size = len,
+	};
+
+	virtio_msg_wire_put_hdr(vf->format, p, &hdr);
 }
 
 static void vmsg_ffa_rx(struct vmsg_ffa *vf, const void *buf, size_t avail,
@@ -333,10 +353,13 @@ static int vmsg_ffa_bus_req_result(struct vmsg_ffa *vf, u8 msg_id,
 static void vmsg_ffa_hotplug(struct vmsg_ffa *vf, u16 dev_num, bool ready)
 {
 	spin_lock_bh(&vf->hp_lock);
-	if (ready)
+	if (ready) {
 		__set_bit(dev_num, vf->hp_want);
-	else
+	} else {
 		__clear_bit(dev_num, vf->hp_want);
+		/* REMOVED then READY: a new device, not the old one kept. */
+		__set_bit(dev_num, vf->hp_gone);
+	}
 	__set_bit(dev_num, vf->hp_dirty);
 	if (vf->bus_ready && !vf->stopping)
 		queue_work(system_wq, &vf->hp_work);
@@ -347,14 +370,17 @@ static void vmsg_ffa_rx_bus_event(struct vmsg_ffa *vf,
 				  const struct virtio_msg_wire_hdr *hdr,
 				  const u8 *payload, size_t plen)
 {
+	struct virtio_msg_bus_event_device ev;
+	struct virtio_msg_ffa_area area;
 	u16 dev_num, state;
 
 	switch (hdr->msg_id) {
 	case VIRTIO_MSG_BUS_EVENT_DEVICE:
-		if (plen < sizeof(struct virtio_msg_bus_event_device))
+		if (plen < sizeof(ev))
 			break;
-		dev_num = get_unaligned_le16(payload);
-		state = get_unaligned_le16(payload + 2);
+		memcpy(&ev, payload, sizeof(ev));
+		dev_num = le16_to_cpu(ev.dev_num);
+		state = le16_to_cpu(ev.dev_state);
 		if (state == VIRTIO_MSG_BUS_DEV_READY ||
 		    state == VIRTIO_MSG_BUS_DEV_REMOVED) {
 			vmsg_ffa_hotplug(vf, dev_num,
@@ -363,11 +389,12 @@ static void vmsg_ffa_rx_bus_event(struct vmsg_ffa *vf,
 		}
 		break;
 	case VIRTIO_MSG_FFA_BUS_EVENT_AREA_RELEASE:
-		if (plen < sizeof(struct virtio_msg_ffa_area))
+		if (plen < sizeof(area))
 			break;
+		memcpy(&area, payload, sizeof(area));
 		/* The memory stays ours until FFA_MEM_RECLAIM: nothing to do. */
 		dev_info_ratelimited(vmsg_ffa_dev(vf), "partition released area %u\n",
-				     get_unaligned_le16(payload));
+				     le16_to_cpu(area.area_id));
 		return;
 	}
 	dev_warn_ratelimited(vmsg_ffa_dev(vf), "ignoring bus event %#x of %zu bytes\n",
@@ -409,6 +436,56 @@ static void vmsg_ffa_rx_bus(struct vmsg_ffa *vf,
 }
 
 /*
+ * The core gave up on request (@dev_num, @token).  Remembered for a while
+ * so that its answer, if it still comes, is dropped; a timeout while the
+ * device is being added makes the add fail (see vmsg_ffa_hp_work()).
+ */
+static void vmsg_ffa_cancel(struct virtio_msg_bus *bus, u16 dev_num, u16 token)
+{
+	struct vmsg_ffa *vf = bus->priv;
+	struct vmsg_ffa_cancelled *c;
+
+	spin_lock_bh(&vf->rx_lock);
+	c = &vf->cancelled[vf->cancel_next++ % VMSG_FFA_CANCELLED];
+	c->dev_num = dev_num;
+	c->token = token;
+	c->when = jiffies;
+	c->used = true;
+	if (vf->adding == dev_num)
+		vf->add_timed_out = true;
+	spin_unlock_bh(&vf->rx_lock);
+}
+
+/* Is this the answer to a request that timed out?  Consumes the entry. */
+static bool vmsg_ffa_late(struct vmsg_ffa *vf, u16 dev_num, u16 token)
+{
+	struct vmsg_ffa_cancelled *c;
+	bool late = false;
+	unsigned int i;
+
+	spin_lock_bh(&vf->rx_lock);
+	for (i = 0; i < VMSG_FFA_CANCELLED; i++) {
+		c = &vf->cancelled[i];
+		if (!c->used)
+			continue;
+		if (time_after(jiffies, c->when + VMSG_FFA_CANCEL_KEEP)) {
+			c->used = false;
+			continue;
+		}
+		/* RFC v1 has no token: any answer of the device is suspect. */
+		if (c->dev_num == dev_num &&
+		    (vf->format == VIRTIO_MSG_WIRE_FORMAT_RFC1 ||
+		     c->token == token)) {
+			c->used = false;
+			late = true;
+			break;
+		}
+	}
+	spin_unlock_bh(&vf->rx_lock);
+	return late;
+}
+
+/*
  * Handles one message from the partition; @buf holds @avail readable
  * bytes.  *@got tells whether it was a message (not "nothing").
  */
@@ -425,7 +502,7 @@ static void vmsg_ffa_rx(struct vmsg_ffa *vf, const void *buf, size_t avail,
 	if (ret) {
 		/* A direct response with msg_size 0 means "nothing for you". */
 		if (avail >= vf->hdr_size &&
-		    !get_unaligned_le16(buf + vf->hdr_size - 2))
+		    !virtio_msg_wire_msg_size(vf->format, buf))
 			return;
 		dev_warn_ratelimited(vmsg_ffa_dev(vf),
 				     "dropping malformed message (%zu bytes readable)\n",
@@ -443,6 +520,13 @@ static void vmsg_ffa_rx(struct vmsg_ffa *vf, const void *buf, size_t avail,
 		*got = true;
 	if (!READ_ONCE(vf->bus_ready))
 		return;
+	if ((hdr.type & VIRTIO_MSG_TYPE_RESPONSE) &&
+	    vmsg_ffa_late(vf, hdr.dev_num, hdr.token)) {
+		dev_warn_ratelimited(vmsg_ffa_dev(vf),
+				     "dropping late response %#x of device %u (token %u): its request timed out\n",
+				     hdr.msg_id, hdr.dev_num, hdr.token);
+		return;
+	}
 	ret = virtio_msg_bus_receive(&vf->bus, buf, hdr.msg_size);
 	if (ret)
 		dev_dbg_ratelimited(vmsg_ffa_dev(vf),
@@ -464,7 +548,7 @@ static void vmsg_ffa_fwk_cb(int notify_id, void *cb_data, void *buf)
 
 	if (!buf)
 		return;
-	size = get_unaligned_le16(buf + vf->hdr_size - 2);
+	size = virtio_msg_wire_msg_size(vf->format, buf);
 	if (size < vf->hdr_size || size > vf->rx_max) {
 		dev_warn_ratelimited(vmsg_ffa_dev(vf),
 				     "dropping indirect message claiming %zu bytes\n",
@@ -510,11 +594,16 @@ static void vmsg_ffa_poll_work(struct work_struct *work)
 static bool vmsg_ffa_kick_same(struct vmsg_ffa *vf, const struct vmsg_ffa_kick *k,
 			       const u8 *msg, size_t len)
 {
-	size_t key = vf->hdr_size + sizeof(__le32);	/* header + vq index */
+	struct virtio_msg_wire_hdr a, b;
+	/* The payload starts with the vq index: struct virtio_msg_event_avail */
+	size_t key = vf->hdr_size + sizeof(__le32);
 
-	return k->len == len && len >= key && k->msg[1] == msg[1] &&
-	       !memcmp(k->msg + 2, msg + 2, 2) &&
-	       !memcmp(k->msg + vf->hdr_size, msg + vf->hdr_size, 4);
+	if (k->len != len || len < key ||
+	    virtio_msg_wire_peek(vf->format, k->msg, k->len, &a) ||
+	    virtio_msg_wire_peek(vf->format, msg, len, &b))
+		return false;
+	return a.msg_id == b.msg_id && a.dev_num == b.dev_num &&
+	       !memcmp(k->msg + vf->hdr_size, msg + vf->hdr_size, sizeof(__le32));
 }
 
 /*
@@ -594,6 +683,7 @@ static int vmsg_ffa_send(struct virtio_msg_bus *bus, const void *msg,
 
 static const struct virtio_msg_bus_ops vmsg_ffa_bus_ops = {
 	.send	= vmsg_ffa_send,
+	.cancel	= vmsg_ffa_cancel,
 };
 
 /* ---- devices ---- */
@@ -602,7 +692,8 @@ static void vmsg_ffa_hp_work(struct work_struct *work)
 {
 	struct vmsg_ffa *vf = container_of(work, struct vmsg_ffa, hp_work);
 	unsigned long n;
-	bool want;
+	bool want, gone, timed_out;
+	unsigned int i;
 	int ret;
 
 	while (!READ_ONCE(vf->stopping)) {
@@ -614,13 +705,15 @@ static void vmsg_ffa_hp_work(struct work_struct *work)
 		}
 		__clear_bit(n, vf->hp_dirty);
 		want = test_bit(n, vf->hp_want);
+		gone = __test_and_clear_bit(n, vf->hp_gone);
 		spin_unlock_bh(&vf->hp_lock);
 
-		if (!want) {
+		if (!want || gone) {
 			ret = virtio_msg_bus_remove_device(&vf->bus, n);
 			if (!ret)
 				dev_info(vmsg_ffa_dev(vf), "device %lu removed\n", n);
-			continue;
+			if (!want)
+				continue;
 		}
 		if (virtio_msg_bus_num_devices(&vf->bus) >= max_devices) {
 			dev_warn_ratelimited(vmsg_ffa_dev(vf),
@@ -628,9 +721,35 @@ static void vmsg_ffa_hp_work(struct work_struct *work)
 					     n, max_devices);
 			continue;
 		}
+		spin_lock_bh(&vf->rx_lock);
+		vf->adding = n;
+		vf->add_timed_out = false;
+		/*
+		 * The new instance numbers its requests from token 1 again
+		 * (core): entries of the old one would drop its answers.
+		 */
+		for (i = 0; i < VMSG_FFA_CANCELLED; i++)
+			if (vf->cancelled[i].dev_num == n)
+				vf->cancelled[i].used = false;
+		spin_unlock_bh(&vf->rx_lock);
 		ret = virtio_msg_bus_add_device(&vf->bus, n);
+		spin_lock_bh(&vf->rx_lock);
+		vf->adding = -1;
+		timed_out = vf->add_timed_out;
+		spin_unlock_bh(&vf->rx_lock);
+		/*
+		 * A request that timed out while the device was registered
+		 * (the reset and feature negotiation of its driver's probe)
+		 * left it broken: refuse it rather than keep a device that
+		 * half works.  The partition can announce it again.
+		 */
+		if (!ret && timed_out) {
+			virtio_msg_bus_remove_device(&vf->bus, n);
+			ret = -ETIMEDOUT;
+		}
 		if (ret && ret != -EEXIST)
-			dev_warn(vmsg_ffa_dev(vf), "device %lu not added: %d\n", n, ret);
+			dev_warn(vmsg_ffa_dev(vf), "device %lu not added: %d%s\n", n,
+				 ret, timed_out ? " (a request timed out while adding it)" : "");
 	}
 }
 
@@ -645,6 +764,7 @@ static int vmsg_ffa_get_devices(struct vmsg_ffa *vf)
 	u16 r_off, r_count, next;
 	ssize_t n;
 	u8 *resp;
+	const struct virtio_msg_bus_get_devices_resp *rhdr;
 	int ret = 0;
 
 	resp = kzalloc(room + sizeof(struct virtio_msg_bus_get_devices_resp),
@@ -667,9 +787,10 @@ static int vmsg_ffa_get_devices(struct vmsg_ffa *vf)
 			ret = n;
 			break;
 		}
-		r_off = get_unaligned_le16(resp);
-		r_count = get_unaligned_le16(resp + 2);
-		next = get_unaligned_le16(resp + 4);
+		rhdr = (const struct virtio_msg_bus_get_devices_resp *)resp;
+		r_off = get_unaligned_le16(&rhdr->offset);
+		r_count = get_unaligned_le16(&rhdr->count);
+		next = get_unaligned_le16(&rhdr->next_offset);
 		if (r_off != off || r_count > count || r_count % 8) {
 			dev_err(vmsg_ffa_dev(vf),
 				"malformed GET_DEVICES answer (offset %u count %u for %u/%u)\n",
@@ -685,7 +806,7 @@ static int vmsg_ffa_get_devices(struct vmsg_ffa *vf)
 				 "GET_DEVICES answer truncated: %u of %u bitmap bytes\n",
 				 bytes, r_count / 8);
 		for (i = 0; i < bytes * 8; i++)
-			if (resp[6 + i / 8] & BIT(i % 8))
+			if (rhdr->bitmap[i / 8] & BIT(i % 8))
 				vmsg_ffa_hotplug(vf, off + i, true);
 		if (!next)
 			break;
@@ -919,6 +1040,7 @@ static void vmsg_ffa_teardown(struct vmsg_ffa *vf)
 		virtio_msg_pool_destroy(vf->pool);
 	bitmap_free(vf->hp_want);
 	bitmap_free(vf->hp_dirty);
+	bitmap_free(vf->hp_gone);
 	kfree(vf->bus_rx);
 	kfree(vf);
 }
@@ -969,9 +1091,11 @@ static int vmsg_ffa_probe(struct ffa_device *fdev)
 	}
 	vf->hp_want = bitmap_zalloc(VMSG_FFA_MAX_DEVICES, GFP_KERNEL);
 	vf->hp_dirty = bitmap_zalloc(VMSG_FFA_MAX_DEVICES, GFP_KERNEL);
+	vf->hp_gone = bitmap_zalloc(VMSG_FFA_MAX_DEVICES, GFP_KERNEL);
+	vf->adding = -1;
 	vf->bus_rx = kzalloc(vf->rx_max, GFP_KERNEL);
 	ffa_dev_set_drvdata(fdev, vf);
-	if (!vf->hp_want || !vf->hp_dirty || !vf->bus_rx) {
+	if (!vf->hp_want || !vf->hp_dirty || !vf->hp_gone || !vf->bus_rx) {
 		ret = -ENOMEM;
 		goto err;
 	}
@@ -1087,16 +1211,26 @@ static void vmsg_ffa_remove(struct ffa_device *fdev)
 static int vmsg_ffa_suspend(struct device *dev)
 {
 	struct vmsg_ffa *vf = dev_get_drvdata(dev);
+	int ret;
 
+	if (!vf)
+		return 0;
 	/* The core restores what it froze if one device fails. */
-	return vf ? virtio_msg_bus_freeze(&vf->bus) : 0;
+	ret = virtio_msg_bus_freeze(&vf->bus);
+	dev_dbg(dev, "suspended: %d\n", ret);
+	return ret;
 }
 
 static int vmsg_ffa_resume(struct device *dev)
 {
 	struct vmsg_ffa *vf = dev_get_drvdata(dev);
+	int ret;
 
-	return vf ? virtio_msg_bus_restore(&vf->bus) : 0;
+	if (!vf)
+		return 0;
+	ret = virtio_msg_bus_restore(&vf->bus);
+	dev_dbg(dev, "resumed: %d\n", ret);
+	return ret;
 }
 
 static DEFINE_SIMPLE_DEV_PM_OPS(vmsg_ffa_pm_ops, vmsg_ffa_suspend,

@@ -22,6 +22,8 @@
 #     prebuilt modules and programs runs the in-guest suite twice,
 #       dt       OVERLAY=vmsglb  SUITE_POOL=dt
 #       runtime  OVERLAY=none    SUITE_POOL=runtime
+#     and the last boot kernel once more with the pool described by node
+#     name only (tests/dts/vmsglb-rfc.dtso, SUITE_POOL=dt, kind dt-name).
 #     Every "ok NAME" / "FAIL NAME: why" / "skip NAME: why" line of the suite
 #     becomes the check <ver>/<kind>/NAME, plus boot-<ver>-<kind>-dmesg-clean
 #     per boot (the VM ran to the end and its dmesg has no WARNING/BUG/...).
@@ -264,6 +266,13 @@ compile_tools() {
 	else
 		record "$res" PASS build-vmsg-test-arm64
 	fi
+	# The backend's own unit and integration tests, natively on the host.
+	log="$LOGDIR/tools-check.log"
+	if make -C "$src/tools" check >"$log" 2>&1; then
+		record "$res" PASS tools-unit-tests "$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tr '\n' ' ')"
+	else
+		record "$res" FAIL tools-unit-tests "$(first_match "$log" 'FAIL|failed|error') (log: $log)"
+	fi
 }
 
 # Run "<name> <args>" jobs, at most $JOBS at a time; each job's results file
@@ -376,10 +385,17 @@ parse_suite() {
 }
 
 boot_kernel() {
-	local v="$1" res="$2" kind overlay pool blog rc name left timeout
-	for kind in dt runtime; do
+	local v="$1" res="$2" kind overlay pool blog rc name left timeout kinds="dt runtime"
+	# The newest boot kernel also finds its pool by node name only, as
+	# device trees made for the RFC series describe it.
+	[[ "$v" == "${BOOT_KERNELS##* }" ]] && kinds+=" dt-name"
+	for kind in $kinds; do
 		name="boot-$v-$kind-dmesg-clean"
-		if [[ "$kind" == dt ]]; then overlay=vmsglb pool=dt; else overlay=none pool=runtime; fi
+		case "$kind" in
+		dt) overlay=vmsglb pool=dt ;;
+		dt-name) overlay="$TESTS_DIR/dts/vmsglb-rfc.dtso" pool=dt ;;
+		*) overlay=none pool=runtime ;;
+		esac
 		if grep -q "^SKIP build-$v:" "$RESULTS"; then
 			record "$res" SKIP "$name" "kernel $v not available from the Debian mirror"
 			continue

@@ -10,6 +10,7 @@
 #ifndef _LINUX_VIRTIO_MSG_BUS_H
 #define _LINUX_VIRTIO_MSG_BUS_H
 
+#include <linux/atomic.h>
 #include <linux/completion.h>
 #include <linux/device.h>
 #include <linux/mutex.h>
@@ -83,6 +84,7 @@ struct virtio_msg_bus {
 	struct mutex devices_lock;	/* serialises add/remove */
 	struct xarray devices;		/* dev_num -> struct virtio_msg_device */
 	spinlock_t lookup_lock;		/* pins devices found from events */
+	atomic_t token_seq;		/* request tokens of all devices */
 	struct virtio_msg_user *user;
 };
 
@@ -115,6 +117,10 @@ static inline int virtio_msg_bus_restore(struct virtio_msg_bus *bus)
 size_t virtio_msg_wire_hdr_size(enum virtio_msg_wire_format format);
 int virtio_msg_wire_peek(enum virtio_msg_wire_format format, const void *msg,
 			 size_t len, struct virtio_msg_wire_hdr *hdr);
+void virtio_msg_wire_put_hdr(enum virtio_msg_wire_format format, void *msg,
+			     const struct virtio_msg_wire_hdr *hdr);
+u16 virtio_msg_wire_msg_size(enum virtio_msg_wire_format format,
+			     const void *msg);
 
 /* User-space message interface, /dev/virtio-msg-N */
 int virtio_msg_user_attach(struct virtio_msg_bus *bus);
