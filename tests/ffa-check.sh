@@ -7,6 +7,9 @@
 #
 #   KERNELS="6.17.13 7.0.13 7.3.4" tests/ffa-check.sh   (the default list)
 #   KERNELS=all: every kernel with FF-A (6.17 and later)
+#   OVERLAY_KERNELS="7.3.4" (default: the last kernel of KERNELS) or all:
+#     kernels booted once more with OVERLAY=vmsgffa, running only the
+#     device-tree pool checks of the suite (FFA_OVERLAY=1)
 #
 # Prints "PASS <kernel>" / "FAIL <kernel>: <why>" and "N passed, N failed";
 # exits 0 iff nothing failed.  Logs go to $LOGDIR (default tests/logs).
@@ -18,6 +21,8 @@ source "$REPO/tests/lib/chroot.sh"
 KERNELS="${KERNELS:-6.17.13 7.0.13 7.3.4}"
 [[ "$KERNELS" == all ]] && KERNELS="6.17.13 6.18.15 6.19.14 7.0.13 7.1.13 7.2.12 7.2.13 7.3.4"
 LOGDIR="${LOGDIR:-$REPO/tests/logs}"
+# Kernels also booted with OVERLAY=vmsgffa (default: the last of KERNELS).
+OVERLAY_KERNELS="${OVERLAY_KERNELS:-${KERNELS##* }}"
 WORK="$(mktemp -d /tmp/ffa-check.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$LOGDIR"
@@ -32,6 +37,17 @@ result() { # status kernel why
 		echo "FAIL $2: $3"
 		failed=$((failed + 1))
 	fi
+}
+
+report() { # name vm-run-status output
+	grep -E '^(FAIL|skip) ' "$3" | sed "s/^/  $1: /"
+	case $2 in
+	0) result 0 "$1" ;;
+	77) echo "SKIP $1: kernel not available" ;;
+	120) result 1 "$1" "WARN/BUG/Oops in dmesg" ;;
+	124|125) result 1 "$1" "guest hung or crashed (vm-run $2)" ;;
+	*) result 1 "$1" "$(grep -c '^FAIL ' "$3") check(s) failed (vm-run $2)" ;;
+	esac
 }
 
 # Private copy: kbuild writes objects in-tree.
@@ -64,14 +80,14 @@ for k in $KERNELS; do
 		LOGDIR="$LOGDIR" TIMEOUT=1200 "$REPO/tests/guest/ffa-suite.sh" \
 		>"$LOGDIR/ffa-check-$k.out" 2>&1
 	rc=$?
-	grep -E '^(FAIL|skip) ' "$LOGDIR/ffa-check-$k.out" | sed "s/^/  $k: /"
-	case $rc in
-	0) result 0 "$k" ;;
-	77) echo "SKIP $k: kernel not available" ;;
-	120) result 1 "$k" "WARN/BUG/Oops in dmesg" ;;
-	124|125) result 1 "$k" "guest hung or crashed (vm-run $rc)" ;;
-	*) result 1 "$k" "$(grep -c '^FAIL ' "$LOGDIR/ffa-check-$k.out") check(s) failed (vm-run $rc)" ;;
-	esac
+	report "$k" "$rc" "$LOGDIR/ffa-check-$k.out"
+	# The device-tree pool (dts/vmsgffa.dtso): one more boot, on the
+	# newest kernel of the list only (OVERLAY_KERNELS=all: every kernel).
+	[[ "$OVERLAY_KERNELS" == all || " $OVERLAY_KERNELS " == *" $k "* ]] || continue
+	"$REPO/tests/vm-run" KERNEL="$k" BUILD=0 MODDIR="$d/mods" PROGS="$d/progs" \
+		OVERLAY=vmsgffa ENV=FFA_OVERLAY=1 LOGDIR="$LOGDIR" TIMEOUT=600 \
+		"$REPO/tests/guest/ffa-suite.sh" >"$LOGDIR/ffa-check-$k-overlay.out" 2>&1
+	report "$k+vmsgffa" "$?" "$LOGDIR/ffa-check-$k-overlay.out"
 done
 echo "$pass passed, $failed failed"
 [[ "$failed" == 0 ]]

@@ -76,13 +76,14 @@ enum fake_knob {
 	K_BITMAP_BAD,	/* truncated bitmap, next_offset not advancing */
 	K_PAGE_BITS,	/* (value) GET_DEVICES page size in bits */
 	K_DENY_RECLAIM,	/* FFA_MEM_RECLAIM refused */
+	K_DELAY_SKIP,	/* (count) backend messages let through before delay_ms applies */
 	K_NR,
 };
 
 static const char *const vmsg_fake_knobs[K_NR] = {
 	"busy", "bus_busy", "delay_ms", "dup", "unsolicited", "oversize",
 	"truncate", "wrong_dev", "bitmap_extra", "bitmap_bad", "page_bits",
-	"deny_reclaim",
+	"deny_reclaim", "delay_skip",
 };
 
 struct fake_msg {
@@ -373,7 +374,8 @@ static size_t bus_get_devices(struct fake_part *p, const u8 *pl, size_t plen,
 	u16 off = plen >= 4 ? get_unaligned_le16(pl) : 0;
 	u32 count = plen >= 4 ? get_unaligned_le16(pl + 2) : 0;
 	u32 page = p->knobs[K_PAGE_BITS], extra = p->knobs[K_BITMAP_EXTRA];
-	u32 room = (FAKE_DIRECT_DATA - hdr_size - 6) * 8, i, next = 0;
+	/* Must fit a direct response (104 bytes), the smallest path. */
+	u32 room = (VIRTIO_MSG_FFA_DIRECT_MAX_SIZE - hdr_size - 6) * 8, i, next = 0;
 	bool bad = knob_hit(p, K_BITMAP_BAD);
 	u8 *bm = out + 6;
 
@@ -980,6 +982,8 @@ static ssize_t msg_write(struct file *file, const char __user *buf,
 	}
 	m->part = p;
 	m->len = len;
+	if (delay && knob_hit(p, K_DELAY_SKIP))
+		delay = 0;
 	if (delay) {
 		atomic_inc(&delayed_msgs);
 		INIT_DELAYED_WORK(&m->work, delayed_msg_work);
