@@ -1170,6 +1170,46 @@ int virtio_msg_bus_receive(struct virtio_msg_bus *bus, const void *msg,
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_receive, "VIRTIO_MSG");
 
+/* Fails the request @vmdev waits for, if any; under lookup_lock. */
+static void vmsg_fail_pending(struct virtio_msg_device *vmdev, int err)
+{
+	struct virtio_msg_pending *pending = vmdev->pending;
+
+	if (!pending)
+		return;
+	pending->err = err;
+	vmdev->pending = NULL;
+	complete(&pending->done);
+}
+
+/**
+ * virtio_msg_bus_device_gone - the device side removed a device
+ * @bus: the bus
+ * @dev_num: the device
+ *
+ * For hot-unplug announced by the device side: the device will answer
+ * nothing more, so it is marked broken at once (its outstanding requests
+ * and buffers fail) and the bus driver removes it later, from process
+ * context, with virtio_msg_bus_remove_device().  Any context but hard
+ * interrupt.
+ *
+ * Return: 0 or -ENODEV.
+ */
+int virtio_msg_bus_device_gone(struct virtio_msg_bus *bus, u16 dev_num)
+{
+	struct virtio_msg_device *vmdev;
+
+	spin_lock_bh(&bus->lookup_lock);
+	vmdev = xa_load(&bus->devices, dev_num);
+	if (vmdev) {
+		vmsg_fail_pending(vmdev, -ENODEV);
+		vmsg_mark_broken(vmdev, "the device was unplugged");
+	}
+	spin_unlock_bh(&bus->lookup_lock);
+	return vmdev ? 0 : -ENODEV;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_device_gone, "VIRTIO_MSG");
+
 /**
  * virtio_msg_bus_lost - the device side of a bus went away
  * @bus: the bus
@@ -1186,13 +1226,7 @@ void virtio_msg_bus_lost(struct virtio_msg_bus *bus)
 
 	spin_lock_bh(&bus->lookup_lock);
 	xa_for_each(&bus->devices, index, vmdev) {
-		struct virtio_msg_pending *pending = vmdev->pending;
-
-		if (pending) {
-			pending->err = -ECONNRESET;
-			vmdev->pending = NULL;
-			complete(&pending->done);
-		}
+		vmsg_fail_pending(vmdev, -ECONNRESET);
 		vmsg_mark_broken(vmdev, "the device side went away");
 	}
 	spin_unlock_bh(&bus->lookup_lock);

@@ -352,6 +352,13 @@ static int vmsg_ffa_bus_req_result(struct vmsg_ffa *vf, u8 msg_id,
 /* Queued under hp_lock: once stopping is set, nothing queues hp_work. */
 static void vmsg_ffa_hotplug(struct vmsg_ffa *vf, u16 dev_num, bool ready)
 {
+	/*
+	 * A removed device answers nothing more: fail what it holds now, or
+	 * its driver's remove would wait for I/O that never completes.
+	 */
+	if (!ready && READ_ONCE(vf->bus_ready))
+		virtio_msg_bus_device_gone(&vf->bus, dev_num);
+
 	spin_lock_bh(&vf->hp_lock);
 	if (ready) {
 		__set_bit(dev_num, vf->hp_want);

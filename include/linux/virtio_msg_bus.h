@@ -93,6 +93,7 @@ void virtio_msg_bus_unregister(struct virtio_msg_bus *bus);
 
 int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num);
 int virtio_msg_bus_remove_device(struct virtio_msg_bus *bus, u16 dev_num);
+int virtio_msg_bus_device_gone(struct virtio_msg_bus *bus, u16 dev_num);
 unsigned int virtio_msg_bus_num_devices(struct virtio_msg_bus *bus);
 
 int virtio_msg_bus_receive(struct virtio_msg_bus *bus, const void *msg,
