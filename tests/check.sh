@@ -43,7 +43,9 @@
 #   CHECK_BUDGET  seconds the whole run may take (default 3300): a boot gets
 #                 at most what is left, boots that no longer fit are FAILed
 #                 as "not run"
-#   STAGES        "compile boot" (default); "compile" alone skips boots
+#   STAGES        "compile boot ffa" (default); "compile" alone skips boots
+#   FFA_KERNELS   kernels of the FF-A stage (default 6.17.13 7.0.13 7.3.4;
+#                 with KERNELS=all every FF-A kernel)
 #   CHECK_LOGDIR  log directory (default tests/logs/check-<date>)
 #   KEEP          1 = keep the work dir with the builds (printed)
 #   VMSG_CACHE    cache dir of the kernels/chroots (see tests/README.md)
@@ -81,7 +83,7 @@ SUITE="${SUITE:-$VMSG_REPO/tests/guest/suite.sh}"
 JOBS="${JOBS:-2}"
 BOOT_TIMEOUT="${BOOT_TIMEOUT:-300}"
 CHECK_BUDGET="${CHECK_BUDGET:-3300}"
-STAGES="${STAGES:-compile boot}"
+STAGES="${STAGES:-compile boot ffa}"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "check.sh: bad JOBS=$JOBS" >&2; exit 2; }
 # make -j per compile job: the cores shared out among the parallel jobs.
 VMSG_MAKEJ=$(($(nproc) / JOBS))
@@ -452,13 +454,51 @@ if [[ " $STAGES " == *" boot "* && -n "$BOOT_KERNELS" ]]; then
 fi
 
 # ---------------------------------------------------------------------------
+# 3. FF-A: tests/ffa-check.sh builds the fake FF-A partitions (tests/ffa)
+# and runs tests/guest/ffa-suite.sh on FF-A kernels (6.17 and later), plus
+# one boot of the newest with the vmsgffa overlay.  Its per-check lines
+# become ffa/<ver>/NAME, its per-boot verdicts ffa-boot-<ver>.
+case "$KERNELS" in
+default) FFA_KERNELS="${FFA_KERNELS:-6.17.13 7.0.13 7.3.4}" ;;
+all) FFA_KERNELS="${FFA_KERNELS:-all}" ;;
+none) FFA_KERNELS="${FFA_KERNELS:-}" ;;
+*) FFA_KERNELS="${FFA_KERNELS:-$(tr ' ' '\n' <<<"$BOOT_KERNELS" | grep -v '^6\.16\.' | tr '\n' ' ')}" ;;
+esac
+T_FFA=0
+if [[ " $STAGES " == *" ffa "* && -n "${FFA_KERNELS// /}" ]]; then
+	t="$(vmsg_now)"
+	flog="$LOGDIR/ffa"
+	mkdir -p "$flog"
+	say "FF-A stage: $FFA_KERNELS"
+	KERNELS="$FFA_KERNELS" LOGDIR="$flog" \
+		"$TESTS_DIR/ffa-check.sh" >"$flog/ffa-check.out" 2>&1 </dev/null || true
+	: >"$WORK/res-ffa"
+	for out in "$flog"/ffa-check-*.out; do
+		[[ -e "$out" ]] || continue
+		k="${out##*/ffa-check-}"
+		parse_suite "$WORK/res-ffa" "ffa/${k%.out}" "$out" 0
+	done
+	while read -r verdict rest; do
+		case "$verdict" in
+		PASS) record "$WORK/res-ffa" PASS "ffa-boot-$rest" ;;
+		FAIL) record "$WORK/res-ffa" FAIL "ffa-boot-${rest%%:*}" "${rest#*: }" ;;
+		SKIP) record "$WORK/res-ffa" SKIP "ffa-boot-${rest%%:*}" "${rest#*: }" ;;
+		esac
+	done < <(grep -E '^(PASS|FAIL|SKIP) ' "$flog/ffa-check.out")
+	grep -q . "$WORK/res-ffa" || record "$WORK/res-ffa" FAIL ffa-stage "tests/ffa-check.sh reported nothing (log: $flog/ffa-check.out)"
+	cat "$WORK/res-ffa"
+	cat "$WORK/res-ffa" >>"$RESULTS"
+	T_FFA="$(vmsg_elapsed "$t")"
+fi
+
+# ---------------------------------------------------------------------------
 # Summary.
 passed="$(grep -c '^PASS ' "$RESULTS" || true)"
 failed="$(grep -c '^FAIL ' "$RESULTS" || true)"
 skipped="$(grep -c '^SKIP ' "$RESULTS" || true)"
 {
 	echo
-	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
+	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
 	echo "compile matrix: ${MATRIX:-none}"
 	echo "boot kernels:   ${BOOT_KERNELS:-none}"
 	if ((skipped)); then

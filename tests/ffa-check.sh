@@ -77,7 +77,7 @@ for k in $KERNELS; do
 		continue
 	fi
 	"$REPO/tests/vm-run" KERNEL="$k" BUILD=0 MODDIR="$d/mods" PROGS="$d/progs" \
-		LOGDIR="$LOGDIR" TIMEOUT=1200 "$REPO/tests/guest/ffa-suite.sh" \
+		LOGDIR="$LOGDIR" TIMEOUT=600 "$REPO/tests/guest/ffa-suite.sh" \
 		>"$LOGDIR/ffa-check-$k.out" 2>&1
 	rc=$?
 	report "$k" "$rc" "$LOGDIR/ffa-check-$k.out"
