@@ -287,28 +287,31 @@ static void vmsg_dma_sync_single_for_device(struct device *dev,
 	vmsg_pool_sync(dev_to_pool(dev), addr, size, dir, true);
 }
 
-static void vmsg_dma_sync_sg_for_cpu(struct device *dev,
-				     struct scatterlist *sgl, int nents,
-				     enum dma_data_direction dir)
+static void vmsg_dma_sync_sg(struct device *dev, struct scatterlist *sgl,
+			     int nents, enum dma_data_direction dir,
+			     bool for_device)
 {
+	struct virtio_msg_pool *pool = dev_to_pool(dev);
 	struct scatterlist *sg;
 	int i;
 
 	for_each_sg(sgl, sg, nents, i)
-		vmsg_dma_sync_single_for_cpu(dev, sg_dma_address(sg),
-					     sg_dma_len(sg), dir);
+		vmsg_pool_sync(pool, sg_dma_address(sg), sg_dma_len(sg), dir,
+			       for_device);
+}
+
+static void vmsg_dma_sync_sg_for_cpu(struct device *dev,
+				     struct scatterlist *sgl, int nents,
+				     enum dma_data_direction dir)
+{
+	vmsg_dma_sync_sg(dev, sgl, nents, dir, false);
 }
 
 static void vmsg_dma_sync_sg_for_device(struct device *dev,
 					struct scatterlist *sgl, int nents,
 					enum dma_data_direction dir)
 {
-	struct scatterlist *sg;
-	int i;
-
-	for_each_sg(sgl, sg, nents, i)
-		vmsg_dma_sync_single_for_device(dev, sg_dma_address(sg),
-						sg_dma_len(sg), dir);
+	vmsg_dma_sync_sg(dev, sgl, nents, dir, true);
 }
 
 static size_t vmsg_dma_max_mapping_size(struct device *dev)
