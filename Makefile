@@ -33,6 +33,11 @@ KDIR ?= /lib/modules/$(KERNELRELEASE)/build
 # Release of the tree in KDIR (what modules_install/depmod use).
 kdir-release = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
 
+# The oldest kernel the compat layer supports (dkms.conf's
+# BUILD_EXCLUSIVE_KERNEL_MIN); older trees are refused before the probes
+# run, with a clear message instead of a wall of compile errors.
+MIN_KERNEL := 6.16
+
 INSTALL_MOD_DIR ?= updates
 DEPMOD ?= depmod
 DTC ?= dtc
@@ -109,6 +114,10 @@ $(PROBE_STAMP): FORCE
 		echo '$(strip $(probe-stamp))' >$@
 
 $(AUTOCONF): $(PROBE_STAMP) $(PROBE_SRCS) $(PROBE_DIR)/Kbuild $(TOP)/compat/gen-autoconf.sh
+	@rel='$(kdir-release)'; [ -z "$$rel" ] || \
+		printf '%s\n' $(MIN_KERNEL) "$${rel%%[-+]*}" | sort -V -C || \
+		{ echo "ERROR: virtio-msg-dkms needs Linux $(MIN_KERNEL) or later; $(KDIR) is $$rel" >&2; \
+		  exit 1; }
 	@echo '  PROBE   $(KDIR) ($(words $(PROBE_OBJS)) probes)'
 	@rm -f $(PROBE_DIR)/*.o $(PROBE_DIR)/.*.cmd $(PROBE_DIR)/.*.d \
 		$(PROBE_DIR)/probes.raw

@@ -13,28 +13,20 @@
 
 #include "compat_autoconf.h"
 
-#include <linux/version.h>
-
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 16, 0)
-#error "virtio-msg-dkms supports Linux 6.16 and later"
-#endif
-
 #ifndef __ASSEMBLY__
 
 /*
  * Feature bits beyond 64 (virtio_features.h, 6.17): the transport keeps
- * VMSG_FEATURE_WORDS 64-bit words and offers get_extended_features where
- * the core asks for it.
+ * VMSG_FEATURE_WORDS 64-bit words; the core offers get_extended_features
+ * only where HAVE_VIRTIO_EXTENDED_FEATURES says virtio has the op.
  */
 /* No includes here: this header precedes each file's own pr_fmt. */
 #ifdef HAVE_VIRTIO_EXTENDED_FEATURES
 #define VMSG_FEATURE_WORDS			VIRTIO_FEATURES_U64S
 #define vmsg_vdev_features(vdev)		((vdev)->features_array)
-#define VMSG_CONFIG_OPS_EXTENDED_FEATURES(fn)	.get_extended_features = (fn),
 #else
 #define VMSG_FEATURE_WORDS			1
 #define vmsg_vdev_features(vdev)		(&(vdev)->features)
-#define VMSG_CONFIG_OPS_EXTENDED_FEATURES(fn)
 #endif
 
 struct device;

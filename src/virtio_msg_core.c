@@ -377,6 +377,7 @@ static u64 vmsg_get_features(struct virtio_device *vdev)
 	return features[0];
 }
 
+/* Unused before 6.17: no get_extended_features op to put it in. */
 static void __maybe_unused vmsg_get_extended_features(struct virtio_device *vdev,
 						      u64 *features)
 {
@@ -1032,7 +1033,9 @@ static const struct virtio_config_ops virtio_msg_config_ops = {
 	.del_vqs		= vmsg_del_vqs,
 	.synchronize_cbs	= vmsg_synchronize_cbs,
 	.get_features		= vmsg_get_features,
-	VMSG_CONFIG_OPS_EXTENDED_FEATURES(vmsg_get_extended_features)
+#ifdef HAVE_VIRTIO_EXTENDED_FEATURES
+	.get_extended_features	= vmsg_get_extended_features,
+#endif
 	.finalize_features	= vmsg_finalize_features,
 	.bus_name		= vmsg_bus_name,
 	.get_shm_region		= vmsg_get_shm_region,

@@ -17,7 +17,8 @@ MODULE_DESCRIPTION("virtio-msg compat probe: MODULE_IMPORT_NS(\"string\")");
 
 #undef MODULE_INFO
 #define MODULE_INFO(tag, info) \
-	static_assert(sizeof(info) == sizeof("VMSG_PROBE_NS"), \
+	static_assert(sizeof(#tag) == sizeof("import_ns") && \
+		      sizeof(info) == sizeof("VMSG_PROBE_NS"), \
 		      "MODULE_IMPORT_NS() does not take a string literal")
 
 MODULE_IMPORT_NS("VMSG_PROBE_NS");
