@@ -138,25 +138,3 @@ vmsg_pkg_build_debs() {
 	vmsg_log "packages built in $(vmsg_elapsed "$t0")s: $out"
 	return "$rc"
 }
-
-# Download arm64 .debs from the configured mirror (trixie) into <dir>,
-# with apt in the build chroot (sources/lists exist only during the call).
-# Cached: nothing is fetched when <dir> already has a .deb of each package.
-vmsg_pkg_download_arm64() {
-	local dir="$1" root mirror p need=()
-	shift
-	mkdir -p "$dir"
-	for p in "$@"; do
-		compgen -G "$dir/${p}_*_arm64.deb" >/dev/null || need+=("$p:arm64")
-	done
-	((${#need[@]})) || return 0
-	root="$(vmsg_pkg_buildenv_ensure)" || return 1
-	mirror="$(vmsg_mirror)"
-	vmsg_log "downloading ${need[*]}"
-	vmsg_with_lock chroot-trixie-pkgbuild vmsg_pkg_buildenv_run "$root" "$dir" sh -c "
-		printf 'Types: deb\nURIs: %s\nSuites: trixie trixie-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' '$mirror' \
-			>/etc/apt/sources.list.d/dl.sources
-		apt-get update -qq && apt-get download -qq ${need[*]}; rc=\$?
-		rm -rf /etc/apt/sources.list.d/dl.sources /var/lib/apt/lists/*; mkdir -p /var/lib/apt/lists/partial
-		exit \$rc" >/dev/null 2>&1
-}

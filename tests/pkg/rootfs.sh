@@ -38,26 +38,45 @@ VMSG_PKG_KERNEL2="${VMSG_PKG_KERNEL2:-6.16.12}"
 # Everything the test needs in the VM, without network.  The packages'
 # own dependencies (dkms, libfdt1) are preinstalled so that
 # "apt install ./x.deb" resolves offline.
-VMSG_PKG_PACKAGES="dkms gcc-14 make kmod udev initramfs-tools zstd xz-utils libfdt1 procps util-linux e2fsprogs coreutils gzip findutils"
+# openssl: DKMS creates its module signing key with it.
+VMSG_PKG_PACKAGES="dkms gcc-14 make kmod udev initramfs-tools zstd xz-utils libfdt1 procps util-linux e2fsprogs coreutils gzip findutils openssl"
 VMSG_PKG_IMAGE_SIZE="${VMSG_PKG_IMAGE_SIZE:-6G}"
 
 # binfmt_misc handler for arm64 ELF files, "F" (fix binary): the kernel
 # opens the interpreter at registration, so it also works inside chroots.
+# An enabled handler of the host's is used as it is; otherwise ours is
+# registered as "vmsg-qemu-aarch64" for the image build only
+# (vmsg_pkg_binfmt_release removes it): the host is left as it was found.
+VMSG_PKG_BINFMT=/proc/sys/fs/binfmt_misc
+VMSG_PKG_BINFMT_NAME=vmsg-qemu-aarch64
 vmsg_pkg_binfmt() {
-	local bm=/proc/sys/fs/binfmt_misc
+	local bm="$VMSG_PKG_BINFMT" e
 	vmsg_need_cmd /usr/bin/qemu-aarch64-static qemu-user-static
 	[[ -e "$bm/register" ]] || mount -t binfmt_misc binfmt_misc "$bm" ||
 		vmsg_die "cannot mount binfmt_misc (needs root)"
-	local e
 	for e in "$bm"/*; do
-		[[ -f "$e" ]] || continue
+		[[ -f "$e" && "${e##*/}" != "$VMSG_PKG_BINFMT_NAME" ]] || continue
 		grep -q 'magic 7f454c460201010000000000000000000200b700' "$e" 2>/dev/null &&
 			grep -q '^enabled' "$e" && return 0
 	done
-	vmsg_log "registering binfmt_misc handler qemu-aarch64 (F flag)"
-	printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' \
+	[[ -e "$bm/$VMSG_PKG_BINFMT_NAME" ]] && return 0
+	vmsg_log "registering binfmt_misc handler $VMSG_PKG_BINFMT_NAME (F flag) for the image build"
+	printf '%s' ":$VMSG_PKG_BINFMT_NAME:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F" \
 		>"$bm/register" || vmsg_die "binfmt_misc registration failed"
 }
+
+vmsg_pkg_binfmt_release() {
+	local e="$VMSG_PKG_BINFMT/$VMSG_PKG_BINFMT_NAME"
+	[[ -e "$e" ]] || return 0
+	echo -1 >"$e" || vmsg_log "could not remove binfmt_misc handler $e"
+}
+
+# CPU model for qemu-user.  Debian's arm64 binaries carry pointer
+# authentication instructions (branch protection), and QEMU's default "max"
+# emulates PAuth at great cost: without it the image builds ~4x faster (a
+# dpkg/gzip mix measured 7.4 s vs 1.9 s).  The qemu-user interpreter reads
+# QEMU_CPU from the environment of every program it starts.
+VMSG_PKG_QEMU_CPU="max,pauth=off"
 
 # Run a command in the arm64 root (private mount namespace, like
 # vmsg_chroot_run; nothing stays mounted on the host).
@@ -65,19 +84,19 @@ vmsg_pkg_chroot() {
 	local root="$1"
 	shift
 	# shellcheck disable=SC2016
-	unshare --mount --propagation private -- bash -euo pipefail -c '
+	QEMU_CPU="$VMSG_PKG_QEMU_CPU" unshare --mount --propagation private -- bash -euo pipefail -c '
 		root="$1"; shift
 		mount -t proc proc "$root/proc"
 		mount -t sysfs sys "$root/sys"
 		mount --rbind /dev "$root/dev"
 		exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-			DEBIAN_FRONTEND=noninteractive \
+			DEBIAN_FRONTEND=noninteractive QEMU_CPU="$QEMU_CPU" \
 			PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin "$@"
 	' vmsg-pkg-chroot "$root" "$@"
 }
 
 # Bump when the image recipe below changes (the cache key).
-VMSG_PKG_ROOTFS_REV=1
+VMSG_PKG_ROOTFS_REV=2
 
 _vmsg_pkg_rootfs_tag() {
 	{
@@ -105,7 +124,6 @@ _vmsg_pkg_rootfs_create() {
 	t0="$(vmsg_now)"
 	vmsg_need_cmd debootstrap debootstrap unshare util-linux mkfs.ext4 e2fsprogs \
 		curl curl qemu-img qemu-utils
-	vmsg_pkg_binfmt
 	mirror="$(vmsg_mirror)"
 	# Kernel names: the cached kernel metadata of tests/lib/kernels.sh.
 	vmsg_kernel_fetch "$VMSG_PKG_KERNEL" || return
@@ -115,10 +133,19 @@ _vmsg_pkg_rootfs_create() {
 	vmsg_kernel_fetch "$VMSG_PKG_KERNEL2" || return
 	abi2="$VMSG_KABI" deb2ver="$VMSG_KDEBVER"
 
-	rm -rf "$d.tmp"
-	mkdir -p "$d.tmp/extra-debs"
 	root="$d.tmp/root"
+	mountpoint -q "$root" && umount -l "$root"
+	rm -rf "$d.tmp"
+	mkdir -p "$d.tmp/extra-debs" "$root"
 	local log="$d.tmp/build.log"
+	# The root is built in RAM: dpkg syncs every file it unpacks, and
+	# only the finished ext4 image is kept.  The trap is this subshell's
+	# (vmsg_with_lock), so a failed build does not leave it mounted.
+	mount -t tmpfs -o size=8G,mode=0755 vmsg-pkg-root "$root" ||
+		vmsg_die "cannot mount a tmpfs for the image root"
+	# shellcheck disable=SC2064  # $root is fixed here
+	trap "umount -l '$root' 2>/dev/null; vmsg_pkg_binfmt_release" EXIT
+	vmsg_pkg_binfmt
 	vmsg_log "pkg rootfs: debootstrap trixie arm64 (first stage)"
 	# The trixie cross chroot's keyring is newer than a bookworm host's.
 	local keyring=() tk
@@ -128,7 +155,7 @@ _vmsg_pkg_rootfs_create() {
 		trixie "$root" "$mirror" >>"$log" 2>&1 ||
 		{ tail -20 "$log" >&2; vmsg_die "debootstrap (first stage) failed"; }
 	vmsg_log "pkg rootfs: second stage (qemu-user)"
-	chroot "$root" /debootstrap/debootstrap --second-stage >>"$log" 2>&1 ||
+	QEMU_CPU="$VMSG_PKG_QEMU_CPU" chroot "$root" /debootstrap/debootstrap --second-stage >>"$log" 2>&1 ||
 		{ tail -20 "$log" >&2; vmsg_die "debootstrap (second stage) failed"; }
 
 	# Apt sources for the build only (removed below).
@@ -196,7 +223,9 @@ _vmsg_pkg_rootfs_create() {
 	mkfs.ext4 -q -F -L vmsgroot -d "$root" "$d.tmp/root.img" "$VMSG_PKG_IMAGE_SIZE" >>"$log" 2>&1 ||
 		{ tail -20 "$log" >&2; vmsg_die "mkfs.ext4 -d failed"; }
 	sed -i "s|$mirror|MIRROR|g" "$log"
-	rm -rf "$root"
+	umount "$root" && rmdir "$root"
+	trap - EXIT
+	vmsg_pkg_binfmt_release
 	cat >"$d.tmp/info" <<-EOF
 		VMSG_PR_KABI='$abi'
 		VMSG_PR_KABI2='$abi2'
