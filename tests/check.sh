@@ -17,7 +17,10 @@
 #     errors in src/, compat/, include/), and the compat probes are compared
 #     with tests/compat/expected-probes.txt (probes-<ver>).  The arm64 static
 #     programs (virtio-msg-backend, vmsg-test) are built once (build-tools-
-#     arm64, build-vmsg-test-arm64).
+#     arm64, build-vmsg-test-arm64), the backend's unit tests run natively
+#     (tools-unit-tests), and host checks need no kernel: checkpatch per C
+#     file (style:<file>), virtio-msg-dt's tests (dtool-unit-tests), the
+#     Makefile's kernel floor (kernel-floor-*).
 #  2. boot, for every boot kernel, one after another: tests/vm-run with the
 #     prebuilt modules and programs runs the in-guest suite twice,
 #       dt       OVERLAY=vmsglb  SUITE_POOL=dt
@@ -27,6 +30,11 @@
 #     Every "ok NAME" / "FAIL NAME: why" / "skip NAME: why" line of the suite
 #     becomes the check <ver>/<kind>/NAME, plus boot-<ver>-<kind>-dmesg-clean
 #     per boot (the VM ran to the end and its dmesg has no WARNING/BUG/...).
+#  3. ffa: tests/ffa-check.sh on FF-A kernels (fake partitions), checks
+#     ffa/<ver>/NAME and ffa-boot-<ver>.
+#  4. pkg: tests/pkg/run, the Debian packages end to end (build, lintian,
+#     apt install + DKMS + modprobe + removal in a trixie arm64 VM), checks
+#     pkg/NAME.  Cold (no cached image) ~40 min, warm ~25 min.
 #
 # Output: one line per check, "PASS name", "FAIL name: why" or
 # "SKIP name: why" (kernel not on the mirror, or the suite's own skips),
@@ -40,10 +48,11 @@
 #   JOBS          compile jobs in parallel (default 2)
 #   BOOT_TIMEOUT  wall-clock limit per boot in seconds (default 300; a boot
 #                 normally takes 60-120 s under TCG)
-#   CHECK_BUDGET  seconds the whole run may take (default 3300): a boot gets
-#                 at most what is left, boots that no longer fit are FAILed
-#                 as "not run"
-#   STAGES        "compile boot ffa" (default); "compile" alone skips boots
+#   CHECK_BUDGET  seconds the whole run may take (default 4800, CI allows
+#                 5400): a boot gets at most what is left, boots and a pkg
+#                 stage that no longer fit are FAILed as "not run"
+#   STAGES        "compile boot ffa pkg" (default); "compile" alone skips
+#                 boots
 #   FFA_KERNELS   kernels of the FF-A stage (default 6.17.13 7.0.13 7.3.4;
 #                 with KERNELS=all every FF-A kernel)
 #   CHECK_LOGDIR  log directory (default tests/logs/check-<date>)
@@ -82,8 +91,8 @@ done
 SUITE="${SUITE:-$VMSG_REPO/tests/guest/suite.sh}"
 JOBS="${JOBS:-2}"
 BOOT_TIMEOUT="${BOOT_TIMEOUT:-300}"
-CHECK_BUDGET="${CHECK_BUDGET:-3300}"
-STAGES="${STAGES:-compile boot ffa}"
+CHECK_BUDGET="${CHECK_BUDGET:-4800}"
+STAGES="${STAGES:-compile boot ffa pkg}"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "check.sh: bad JOBS=$JOBS" >&2; exit 2; }
 # make -j per compile job: the cores shared out among the parallel jobs.
 VMSG_MAKEJ=$(($(nproc) / JOBS))
@@ -138,7 +147,7 @@ first_match() {
 vmsg_need_cmd qemu-system-aarch64 qemu-system-arm /usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu \
 	debootstrap debootstrap dtc device-tree-compiler fdtoverlay device-tree-compiler \
 	curl curl xz xz-utils zstd zstd cpio cpio dpkg-deb dpkg modinfo kmod file file \
-	unshare util-linux flock util-linux
+	unshare util-linux flock util-linux pkg-config pkg-config /usr/include/libfdt.h libfdt-dev
 
 # ---------------------------------------------------------------------------
 # Stage 1: compile.
@@ -277,6 +286,55 @@ compile_tools() {
 	fi
 }
 
+# Host-side checks of the sources, no kernel needed: checkpatch over the C
+# files (tests/check-style.sh, one check per file), the virtio-msg-dt unit
+# tests (tools/dtool), and the Makefile's refusal of kernels older than the
+# compat layer supports (a fake tree claiming 6.15.9 must be refused before
+# any probe runs, one claiming 6.16.0 must get past that gate).
+compile_host() {
+	local res="$1" src="$WORK/host-src" log v out rc
+	_vmsg_copy_tree "$src" Makefile Kbuild VERSION src include compat dts tools
+	log="$LOGDIR/check-style.log"
+	"$TESTS_DIR/check-style.sh" >"$log" 2>&1 || true
+	while read -r verdict rest; do
+		case "$verdict" in
+		PASS) record "$res" PASS "$rest" ;;
+		FAIL) record "$res" FAIL "${rest%%: *}" "${rest#*: } (log: $log)" ;;
+		esac
+	done < <(grep -E '^(PASS|FAIL) style:' "$log")
+	grep -q '^PASS style:src/virtio_msg_core.c$' "$log" ||
+		grep -q '^FAIL style:' "$log" ||
+		record "$res" FAIL check-style "no verdicts (log: $log)"
+	log="$LOGDIR/dtool-check.log"
+	if make -C "$src/tools/dtool" check >"$log" 2>&1 &&
+		grep -qE '^[1-9][0-9]* passed, 0 failed$' "$log"; then
+		record "$res" PASS dtool-unit-tests "$(grep -E '^[0-9]+ passed' "$log")"
+	else
+		record "$res" FAIL dtool-unit-tests "$(first_match "$log" '^FAIL|failed|rror') (log: $log)"
+	fi
+	for v in 6.15.9 6.16.0; do
+		mkdir -p "$WORK/fake-$v/include/config"
+		echo "$v-arm64" >"$WORK/fake-$v/include/config/kernel.release"
+		printf 'all:
+	@false
+' >"$WORK/fake-$v/Makefile"
+		rc=0
+		out="$(make -C "$src" KDIR="$WORK/fake-$v" probes 2>&1)" || rc=$?
+		if [[ "$v" == 6.15.9 ]]; then
+			if ((rc)) && grep -q 'needs Linux 6.16 or later' <<<"$out" &&
+				! grep -q PROBE <<<"$out"; then
+				record "$res" PASS kernel-floor-refuses-6.15
+			else
+				record "$res" FAIL kernel-floor-refuses-6.15 "rc $rc: $(tail -1 <<<"$out")"
+			fi
+		elif grep -q 'needs Linux' <<<"$out" || ! grep -q PROBE <<<"$out"; then
+			record "$res" FAIL kernel-floor-admits-6.16 "$(tail -1 <<<"$out")"
+		else
+			record "$res" PASS kernel-floor-admits-6.16
+		fi
+	done
+}
+
 # Run "<name> <args>" jobs, at most $JOBS at a time; each job's results file
 # is printed (and appended to $RESULTS) as soon as it ends.
 run_jobs() {
@@ -315,7 +373,7 @@ fi
 if [[ " $STAGES " == *" compile "* || " $STAGES " == *" boot "* ]]; then
 	say "compile stage: tools + ${MATRIX:-no kernel} ($JOBS parallel job(s), make -j$VMSG_MAKEJ); logs: $LOGDIR"
 	t="$(vmsg_now)"
-	jobs_list=("tools compile_tools")
+	jobs_list=("tools compile_tools" "host compile_host")
 	for v in $MATRIX; do jobs_list+=("$v compile_kernel $v"); done
 	run_jobs "${jobs_list[@]}"
 	T_COMPILE="$(vmsg_elapsed "$t")"
@@ -492,13 +550,48 @@ if [[ " $STAGES " == *" ffa "* && -n "${FFA_KERNELS// /}" ]]; then
 fi
 
 # ---------------------------------------------------------------------------
+# 4. Debian packages: tests/pkg/run builds the source and binary packages
+# (lintian clean), then in a Debian trixie arm64 VM installs them with apt,
+# lets DKMS build natively for two kernels, modprobes, runs rng/blk and the
+# autopkgtest, and removes the package.  Its "ok NAME" / "FAIL NAME: why"
+# lines become pkg/NAME; its closing "N passed, N failed" line must agree.
+T_PKG=0
+if [[ " $STAGES " == *" pkg "* ]]; then
+	t="$(vmsg_now)"
+	plog="$LOGDIR/pkg"
+	mkdir -p "$plog"
+	: >"$WORK/res-pkg"
+	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	# Cold, the image build alone takes ~15 min and the VM ~25 min.
+	if ((left < 1800)); then
+		record "$WORK/res-pkg" FAIL pkg-stage "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left, it needs ~1800s"
+	else
+		say "pkg stage: Debian packages end to end (${left}s of budget left)"
+		rc=0
+		VMSG_LOGDIR="$plog" VMSG_PKG_TIMEOUT="$((left - 900 < 3000 ? left - 900 : 3000))" \
+			"$TESTS_DIR/pkg/run" >"$plog/pkg-run.out" 2>"$plog/pkg-run.err" </dev/null || rc=$?
+		parse_suite "$WORK/res-pkg" pkg "$plog/pkg-run.out" 0
+		n_ok="$(grep -c '^ok ' "$plog/pkg-run.out" || true)"
+		n_fail="$(grep -c '^FAIL ' "$plog/pkg-run.out" || true)"
+		if ! grep -qx "$n_ok passed, $n_fail failed" "$plog/pkg-run.out"; then
+			record "$WORK/res-pkg" FAIL pkg-summary "no closing \"$n_ok passed, $n_fail failed\" line (rc $rc; log: $plog)"
+		elif ((rc != 0 && n_fail == 0)); then
+			record "$WORK/res-pkg" FAIL pkg-summary "tests/pkg/run exited $rc without a FAIL line (log: $plog)"
+		fi
+	fi
+	cat "$WORK/res-pkg"
+	cat "$WORK/res-pkg" >>"$RESULTS"
+	T_PKG="$(vmsg_elapsed "$t")"
+fi
+
+# ---------------------------------------------------------------------------
 # Summary.
 passed="$(grep -c '^PASS ' "$RESULTS" || true)"
 failed="$(grep -c '^FAIL ' "$RESULTS" || true)"
 skipped="$(grep -c '^SKIP ' "$RESULTS" || true)"
 {
 	echo
-	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
+	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, pkg ${T_PKG}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
 	echo "compile matrix: ${MATRIX:-none}"
 	echo "boot kernels:   ${BOOT_KERNELS:-none}"
 	if ((skipped)); then
