@@ -83,6 +83,7 @@ struct vmsg_msg {
 	uint16_t dev_num;
 	uint16_t token;		/* always 0 on the RFC1 wire format */
 	uint16_t payload_len;
+	/* Aligned for the <linux/virtio_msg.h> structs it is accessed as. */
 	_Alignas(8) uint8_t payload[VIRTIO_MSG_MAX_SIZE];
 };
 

@@ -73,30 +73,30 @@ struct app {
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: virtio-msg-backend [options] --rng DEVNUM | --blk DEVNUM:FILE[:ro] ...\n"
-"\n"
-"Serve virtio devices to the running kernel over the virtio-msg loopback bus.\n"
-"Devices are added when the program starts and removed when it gets SIGINT,\n"
-"SIGTERM or SIGHUP.\n"
-"\n"
-"Devices (repeatable, device numbers 0-65535, unique):\n"
-"  --rng DEVNUM              virtio-rng, entropy from getrandom()\n"
-"  --blk DEVNUM:FILE[:ro]    virtio-blk backed by a regular file or block device;\n"
-"                            capacity = size / 512; ':ro' makes it read-only\n"
-"\n"
-"Options:\n"
-"  -q, --queue-size N        virtqueue max size, a power of 2 in 2-32768 (default %u)\n"
-"      --lb-dev PATH         loopback control device (default " DEFAULT_LB_DEV ")\n"
-"      --msg-dev PATH        message device (default /dev/<name reported by the bus>)\n"
-"      --no-remove           leave the devices on the bus on exit\n"
-"      --notification-data   offer VIRTIO_F_NOTIFICATION_DATA\n"
-"      --event-idx           offer VIRTIO_RING_F_EVENT_IDX\n"
-"      --ready-file PATH     write our pid to PATH once all devices are added;\n"
-"                            removed again on exit\n"
-"      --foreground          run in the foreground (the default and only mode)\n"
-"  -v, --verbose             log lifecycle events; twice: every message\n"
-"  -V, --version             print the version and exit\n"
-"  -h, --help                print this help and exit\n",
+		"Usage: virtio-msg-backend [options] --rng DEVNUM | --blk DEVNUM:FILE[:ro] ...\n"
+		"\n"
+		"Serve virtio devices to the running kernel over the virtio-msg loopback bus.\n"
+		"Devices are added when the program starts and removed when it gets SIGINT,\n"
+		"SIGTERM or SIGHUP.\n"
+		"\n"
+		"Devices (repeatable, device numbers 0-65535, unique):\n"
+		"  --rng DEVNUM              virtio-rng, entropy from getrandom()\n"
+		"  --blk DEVNUM:FILE[:ro]    virtio-blk backed by a regular file or block device;\n"
+		"                            capacity = size / 512; ':ro' makes it read-only\n"
+		"\n"
+		"Options:\n"
+		"  -q, --queue-size N        virtqueue max size, a power of 2 in 2-32768 (default %u)\n"
+		"      --lb-dev PATH         loopback control device (default " DEFAULT_LB_DEV ")\n"
+		"      --msg-dev PATH        message device (default /dev/<name reported by the bus>)\n"
+		"      --no-remove           leave the devices on the bus on exit\n"
+		"      --notification-data   offer VIRTIO_F_NOTIFICATION_DATA\n"
+		"      --event-idx           offer VIRTIO_RING_F_EVENT_IDX\n"
+		"      --ready-file PATH     write our pid to PATH once all devices are added;\n"
+		"                            removed again on exit\n"
+		"      --foreground          run in the foreground (the default and only mode)\n"
+		"  -v, --verbose             log lifecycle events; twice: every message\n"
+		"  -V, --version             print the version and exit\n"
+		"  -h, --help                print this help and exit\n",
 		VMSG_QUEUE_SIZE_DEFAULT);
 }
 
@@ -638,7 +638,10 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? 0 : 2;
 
-	app.lb_fd = app.msg_fd = app.stop_pipe[0] = app.stop_pipe[1] = -1;
+	app.lb_fd = -1;
+	app.msg_fd = -1;
+	app.stop_pipe[0] = -1;
+	app.stop_pipe[1] = -1;
 	ret = 1;
 
 	/*

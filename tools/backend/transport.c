@@ -85,7 +85,9 @@ void backend_destroy(struct backend *be)
 	free(be->rx);
 	free(be->tx);
 	free(be->ev);
-	be->rx = be->tx = be->ev = NULL;
+	be->rx = NULL;
+	be->tx = NULL;
+	be->ev = NULL;
 }
 
 struct vmsg_device *backend_find_device(struct backend *be, uint16_t dev_num)
@@ -264,8 +266,12 @@ void backend_run_deferred(struct backend *be)
 /* ---- transport requests ---- */
 
 /* Payload of a request, or NULL if it is shorter than the fixed part. */
-#define REQ_PAYLOAD(m, type) \
-	((m)->payload_len >= sizeof(type) ? (const type *)(m)->payload : NULL)
+static const void *req_payload(const struct vmsg_msg *m, size_t fixed)
+{
+	return m->payload_len >= fixed ? m->payload : NULL;
+}
+
+#define REQ_PAYLOAD(m, type)	((const type *)req_payload(m, sizeof(type)))
 
 /* Payload bytes available for a response. */
 static size_t resp_room(const struct backend *be)
@@ -360,6 +366,17 @@ static bool config_range_ok(const struct vmsg_device *dev, uint32_t offset, uint
 	return offset <= dev->config_size && length <= dev->config_size - offset;
 }
 
+/* Can GET_CONFIG return [offset, offset + length) in room bytes?  Logs why not. */
+static bool get_config_ok(const struct vmsg_device *dev, uint32_t offset, uint32_t length,
+			  size_t room)
+{
+	if (config_range_ok(dev, offset, length) && length <= room)
+		return true;
+	vmsg_log("device %u: GET_CONFIG offset %u length %u outside the %u-byte config space",
+		 dev->dev_num, offset, length, dev->config_size);
+	return false;
+}
+
 static int get_config(struct vmsg_device *dev, const struct vmsg_msg *rx, struct vmsg_msg *tx)
 {
 	const struct virtio_msg_get_config *req = REQ_PAYLOAD(rx, struct virtio_msg_get_config);
@@ -370,12 +387,8 @@ static int get_config(struct vmsg_device *dev, const struct vmsg_msg *rx, struct
 		return -EINVAL;
 	offset = le32toh(req->offset);
 	length = le32toh(req->length);
-	if (!config_range_ok(dev, offset, length) ||
-	    length > resp_room(dev->be) - sizeof(*r)) {
-		vmsg_log("device %u: GET_CONFIG offset %u length %u outside the %u-byte config space",
-			 dev->dev_num, offset, length, dev->config_size);
+	if (!get_config_ok(dev, offset, length, resp_room(dev->be) - sizeof(*r)))
 		length = 0;
-	}
 	r->generation = htole32(dev->config_generation);
 	r->offset = htole32(offset);
 	r->length = htole32(length);
@@ -415,12 +428,8 @@ static bool features_acceptable(struct vmsg_device *dev)
 {
 	uint64_t unknown = dev->driver_features & ~dev->features;
 
-	if (unknown || dev->driver_features_extra) {
-		vmsg_log("device %u: driver accepted features the device did not offer (0x%016llx%s)",
-			 dev->dev_num, (unsigned long long)unknown,
-			 dev->driver_features_extra ? " and bits >= 64" : "");
-		return false;
-	}
+	if (unknown || dev->driver_features_extra)
+		goto not_offered;
 	if (!vmsg_has_feature(dev, VIRTIO_F_VERSION_1)) {
 		vmsg_log("device %u: driver did not accept VIRTIO_F_VERSION_1", dev->dev_num);
 		return false;
@@ -431,6 +440,12 @@ static bool features_acceptable(struct vmsg_device *dev)
 		return false;
 	}
 	return true;
+
+not_offered:
+	vmsg_log("device %u: driver accepted features the device did not offer (0x%016llx%s)",
+		 dev->dev_num, (unsigned long long)unknown,
+		 dev->driver_features_extra ? " and bits >= 64" : "");
+	return false;
 }
 
 static void set_status(struct vmsg_device *dev, uint32_t status)

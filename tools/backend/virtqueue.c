@@ -11,9 +11,10 @@
  *    not entirely inside the pool.  A violation marks the queue broken; the
  *    backend never touches memory outside the pool mapping.
  *  - Shared fields are read exactly once into local variables (descriptors
- *    are copied through a volatile pointer) so that a value cannot change
- *    between being checked and being used, and the index fields use
- *    acquire/release atomics to order them against the ring contents.
+ *    are copied byte by byte with relaxed atomic loads) so that a value
+ *    cannot change between being checked and being used, and the index
+ *    fields use acquire/release atomics to order them against the ring
+ *    contents.
  */
 #include <endian.h>
 #include <errno.h>
@@ -42,6 +43,11 @@ struct desc {
 	uint16_t next;
 };
 
+static inline uint8_t load8(const uint8_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 /* Ring fields are naturally aligned: vq_setup() checked the ring alignment. */
 static inline uint16_t load16(const uint8_t *p)
 {
@@ -69,13 +75,13 @@ static inline void store32(uint8_t *p, uint32_t v)
 }
 
 /*
- * Snapshot one descriptor.  Byte-wise through a volatile pointer: works for
- * indirect tables at any alignment, and the compiler cannot re-read the
- * shared copy after we validated the local one.
+ * Snapshot one descriptor, byte by byte with relaxed atomic loads (what
+ * READ_ONCE() is in the kernel): works for indirect tables at any alignment,
+ * and the compiler cannot re-read the shared copy after we validated the
+ * local one.
  */
 static void read_desc(const uint8_t *p, struct desc *d)
 {
-	const volatile uint8_t *v = p;
 	uint8_t raw[DESC_SIZE];
 	uint64_t addr;
 	uint32_t len;
@@ -83,7 +89,7 @@ static void read_desc(const uint8_t *p, struct desc *d)
 	unsigned int i;
 
 	for (i = 0; i < DESC_SIZE; i++)
-		raw[i] = v[i];
+		raw[i] = load8(p + i);
 	memcpy(&addr, raw, 8);
 	memcpy(&len, raw + 8, 4);
 	memcpy(&flags, raw + 12, 2);
@@ -204,7 +210,8 @@ static bool walk_chain(struct vmsg_device *dev, struct vmsg_vq *vq, uint16_t hea
 			}
 			/* One table per chain, referenced by a lone head descriptor. */
 			if (in_indirect || count || (d.flags & VRING_DESC_F_NEXT)) {
-				vmsg_vq_mark_broken(dev, vq, "indirect descriptor %u not a lone chain head",
+				vmsg_vq_mark_broken(dev, vq,
+						    "indirect descriptor %u not a lone chain head",
 						    i);
 				return false;
 			}
@@ -222,9 +229,8 @@ static bool walk_chain(struct vmsg_device *dev, struct vmsg_vq *vq, uint16_t hea
 			}
 			table = vmsg_pool_ptr(pool, d.addr, d.len);
 			if (!table) {
-				vmsg_vq_mark_broken(dev, vq,
-						    "indirect table 0x%" PRIx64 "+%u outside the DMA pool",
-						    d.addr, d.len);
+				vmsg_vq_mark_broken(dev, vq, "indirect table 0x%" PRIx64
+						    "+%u outside the DMA pool", d.addr, d.len);
 				return false;
 			}
 			table_size = d.len / DESC_SIZE;
@@ -235,7 +241,8 @@ static bool walk_chain(struct vmsg_device *dev, struct vmsg_vq *vq, uint16_t hea
 		}
 
 		if (++count > max) {
-			vmsg_vq_mark_broken(dev, vq, "descriptor chain at head %u longer than %u (loop?)",
+			vmsg_vq_mark_broken(dev, vq,
+					    "descriptor chain at head %u longer than %u (loop?)",
 					    head, max);
 			return false;
 		}
@@ -327,7 +334,8 @@ void vq_process(struct vmsg_device *dev, struct vmsg_vq *vq)
 		while (vq->enabled && vq->last_avail_idx != avail_idx) {
 			head = load16(vq->avail + AVAIL_RING(vq->last_avail_idx & (vq->size - 1)));
 			if (head >= vq->size) {
-				vmsg_vq_mark_broken(dev, vq, "avail ring entry %u: head %u out of range",
+				vmsg_vq_mark_broken(dev, vq,
+						    "avail ring entry %u: head %u out of range",
 						    vq->last_avail_idx, head);
 				break;
 			}
@@ -399,8 +407,9 @@ void vq_check_notification_data(struct vmsg_device *dev, struct vmsg_vq *vq,
 {
 	uint16_t avail_idx = load16_acquire(vq->avail + AVAIL_IDX);
 
-	if ((next_offset & ~0xffffu) ||
-	    (uint16_t)(avail_idx - (uint16_t)next_offset) > vq->size)
-		vmsg_log("device %u: notification data mismatch on vq %u: next_offset 0x%x, avail idx %u",
-			 dev->dev_num, vq->index, next_offset, avail_idx);
+	if (!(next_offset & ~0xffffu) &&
+	    (uint16_t)(avail_idx - (uint16_t)next_offset) <= vq->size)
+		return;
+	vmsg_log("device %u: notification data mismatch on vq %u: next_offset 0x%x, avail idx %u",
+		 dev->dev_num, vq->index, next_offset, avail_idx);
 }

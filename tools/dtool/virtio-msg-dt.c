@@ -40,6 +40,12 @@
 
 static const char *prog = "virtio-msg-dt";
 
+/* Command lines, for --help and the commands' usage errors. */
+#define MERGE_USAGE \
+	"merge BASE.dtb OVERLAY.dtbo -o OUT.dtb"
+#define ADD_POOL_USAGE \
+	"add-pool BASE.dtb -o OUT.dtb --size SIZE [--kind loopback|ffa] [--align A]"
+
 struct range {
 	uint64_t start;
 	uint64_t size;		/* end = start + size (exclusive) */
@@ -133,7 +139,8 @@ static void *load_dtb(const char *path, size_t extra)
 	fclose(f);
 
 	if (len < sizeof(struct fdt_header)) {
-		err("%s: not a device tree blob: file is %zu bytes, shorter than the header", path, len);
+		err("%s: not a device tree blob: file is %zu bytes, shorter than the header",
+		    path, len);
 		goto bad;
 	}
 	ret = fdt_check_header(raw);
@@ -267,7 +274,8 @@ static int add_range(struct ranges *rs, uint64_t start, uint64_t size, const cha
  * Appends the (address, size) pairs of node's "reg" to rs.  Returns the
  * number added, 0 if there is no reg, -1 if it is malformed.
  */
-static int reg_ranges(const void *fdt, int node, int ac, int sc, struct ranges *rs, const char *what)
+static int reg_ranges(const void *fdt, int node, int ac, int sc, struct ranges *rs,
+		      const char *what)
 {
 	const fdt32_t *p;
 	int len, i, n, stride = ac + sc;
@@ -398,11 +406,25 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno || end == s || *s == '-')
 		return -1;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case '\0': break;
-	default: return -1;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case '\0':
+		break;
+	default:
+		return -1;
 	}
 	if ((*end == 'i' || *end == 'I') && shift && (end[1] == 'B' || end[1] == 'b'))
 		end += 2;
@@ -460,15 +482,15 @@ static int check_pools(const void *fdt, bool quiet)
 			if (!sz || len != 4 * sc) {
 				problem = "neither reg nor size";
 			} else if (!quiet) {
-				printf("  dynamic: %#" PRIx64 " bytes (%" PRIu64 " MiB), placed by the kernel at boot\n",
+				printf("  dynamic: %#" PRIx64 " bytes (%" PRIu64 " MiB),",
 				       read_cells(sz, sc), read_cells(sz, sc) >> 20);
+				printf(" placed by the kernel at boot\n");
 			}
 		} else {
-			for (i = 0; i < own.n; i++)
-				if (!quiet)
-					printf("  range: %#" PRIx64 "-%#" PRIx64 " (%" PRIu64 " MiB)\n",
-					       own.r[i].start, own.r[i].start + own.r[i].size - 1,
-					       own.r[i].size >> 20);
+			for (i = 0; !quiet && i < own.n; i++)
+				printf("  range: %#" PRIx64 "-%#" PRIx64 " (%" PRIu64 " MiB)\n",
+				       own.r[i].start, own.r[i].start + own.r[i].size - 1,
+				       own.r[i].size >> 20);
 			if (nreg != 1)
 				problem = "more than one reg entry";
 			else if (!own.r[0].size)
@@ -489,13 +511,14 @@ static int check_pools(const void *fdt, bool quiet)
 				problem = "malformed reservations";
 			} else {
 				for (j = 0; j < resv.n; j++) {
-					if (overlaps(&own.r[0], &resv.r[j])) {
-						snprintf(pbuf, sizeof(pbuf), "overlaps %s (%#" PRIx64 "-%#" PRIx64 ")",
-							 resv.r[j].what, resv.r[j].start,
-							 resv.r[j].start + resv.r[j].size - 1);
-						problem = pbuf;
-						break;
-					}
+					if (!overlaps(&own.r[0], &resv.r[j]))
+						continue;
+					snprintf(pbuf, sizeof(pbuf),
+						 "overlaps %s (%#" PRIx64 "-%#" PRIx64 ")",
+						 resv.r[j].what, resv.r[j].start,
+						 resv.r[j].start + resv.r[j].size - 1);
+					problem = pbuf;
+					break;
 				}
 			}
 		}
@@ -575,7 +598,7 @@ static int cmd_merge(int argc, char **argv)
 
 	out = get_out(&argc, &argv);
 	if (!out || argc != 2) {
-		err("usage: merge BASE.dtb OVERLAY.dtbo -o OUT.dtb");
+		err("usage: " MERGE_USAGE);
 		return 2;
 	}
 	ovl = load_dtb(argv[1], 0);
@@ -641,8 +664,12 @@ static int cmd_add_pool(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:s:k:a:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': out = optarg; break;
-		case 's': size_arg = optarg; break;
+		case 'o':
+			out = optarg;
+			break;
+		case 's':
+			size_arg = optarg;
+			break;
 		case 'a':
 			if (parse_size(optarg, &align) || (align & (align - 1)) || align < 4096) {
 				err("--align %s: need a power of two >= 4096", optarg);
@@ -663,7 +690,7 @@ static int cmd_add_pool(int argc, char **argv)
 		}
 	}
 	if (!out || !size_arg || argc - optind != 1) {
-		err("usage: add-pool BASE.dtb -o OUT.dtb --size SIZE [--kind loopback|ffa] [--align A]");
+		err("usage: " ADD_POOL_USAGE);
 		return 2;
 	}
 	if (parse_size(size_arg, &size) || size % 4096) {
@@ -693,8 +720,10 @@ static int cmd_add_pool(int argc, char **argv)
 	for (i = 0; i < resv.n; i++)
 		for (j = i + 1; j < resv.n; j++)
 			if (overlaps(&resv.r[i], &resv.r[j]) &&
-			    (resv.r[i].start != resv.r[j].start || resv.r[i].size != resv.r[j].size))
-				warn("input reservations overlap: %s and %s", resv.r[i].what, resv.r[j].what);
+			    (resv.r[i].start != resv.r[j].start ||
+			     resv.r[i].size != resv.r[j].size))
+				warn("input reservations overlap: %s and %s",
+				     resv.r[i].what, resv.r[j].what);
 
 	/*
 	 * Highest aligned address inside a /memory range that overlaps no
@@ -728,8 +757,8 @@ static int cmd_add_pool(int argc, char **argv)
 		}
 	}
 	if (!found) {
-		err("no room for a %#" PRIx64 "-byte pool (aligned to %#" PRIx64 ") inside /memory clear of all reservations",
-		    size, align);
+		err("no room for a %#" PRIx64 "-byte pool (aligned to %#" PRIx64
+		    ") inside /memory clear of all reservations", size, align);
 		goto fail;
 	}
 
@@ -751,11 +780,9 @@ static int cmd_add_pool(int argc, char **argv)
 	}
 	ac = cells_of(fdt, rm, "#address-cells", 2);
 	sc = cells_of(fdt, rm, "#size-cells", 1);
-	if ((ac < 2 && best >> 32) || (sc < 2 && size >> 32) || ac > 2 || sc > 2 || ac < 1 || sc < 1) {
-		err("/reserved-memory cell sizes (#address-cells=%d, #size-cells=%d) cannot express %#" PRIx64 "+%#" PRIx64,
-		    ac, sc, best, size);
-		goto fail;
-	}
+	if ((ac < 2 && best >> 32) || (sc < 2 && size >> 32) ||
+	    ac > 2 || sc > 2 || ac < 1 || sc < 1)
+		goto cells_fail;
 	snprintf(name, sizeof(name), "%s@%" PRIx64, kind->node, best);
 	node = fdt_add_subnode(fdt, rm, name);
 	if (node < 0) {
@@ -794,6 +821,10 @@ static int cmd_add_pool(int argc, char **argv)
 	       out, name, best, best + size - 1, size >> 20, kind->driver);
 	free(fdt);
 	return 0;
+cells_fail:
+	err("/reserved-memory cell sizes (#address-cells=%d, #size-cells=%d) cannot express %#"
+	    PRIx64 "+%#" PRIx64, ac, sc, best, size);
+	goto fail;
 lib_fail:
 	err("cannot edit the device tree: %s", fdt_strerror(rm));
 fail:
@@ -801,11 +832,11 @@ fail:
 	return 1;
 }
 
-static void usage(FILE *f)
+static void print_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s merge BASE.dtb OVERLAY.dtbo -o OUT.dtb\n"
-		"       %s add-pool BASE.dtb -o OUT.dtb --size SIZE [--kind loopback|ffa] [--align A]\n"
+		"usage: %s " MERGE_USAGE "\n"
+		"       %s " ADD_POOL_USAGE "\n"
 		"       %s inspect [DTB]      (default: /sys/firmware/fdt)\n"
 		"       %s --version | --help\n",
 		prog, prog, prog, prog);
@@ -814,11 +845,11 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage(stderr);
+		print_usage(stderr);
 		return 2;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage(stdout);
+		print_usage(stdout);
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
@@ -832,6 +863,6 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "inspect"))
 		return cmd_inspect(argc - 1, argv + 1);
 	err("unknown command '%s'", argv[1]);
-	usage(stderr);
+	print_usage(stderr);
 	return 2;
 }
