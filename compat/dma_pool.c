@@ -520,19 +520,18 @@ static int vmsg_pool_alloc_pages(struct virtio_msg_pool *pool, size_t size)
 	return 0;
 }
 
-/**
- * virtio_msg_pool_create - find or allocate the DMA pool of a bus
- * @dev: the bus driver's device, for messages
- * @compatible: compatible of the reserved-memory node to use
- * @node_name: node name used by existing device trees ("vmsglb"), or NULL
- * @runtime_size: size of the pool to allocate when there is no node
- *
- * Return: the pool or an ERR_PTR().
+/*
+ * The pool's memory (region or pages), then one allocator over it whose
+ * addresses are the bus addresses: physical ones for a region, or
+ * @bus_base onwards when @fixed_base (the bus numbers shared memory its
+ * own way), or VMSG_POOL_RUNTIME_BASE for pages.
  */
-struct virtio_msg_pool *virtio_msg_pool_create(struct device *dev,
-					       const char *compatible,
-					       const char *node_name,
-					       size_t runtime_size)
+static struct virtio_msg_pool *__vmsg_pool_create(struct device *dev,
+						  const char *compatible,
+						  const char *node_name,
+						  size_t runtime_size,
+						  bool fixed_base,
+						  dma_addr_t bus_base)
 {
 	struct virtio_msg_pool *pool;
 	struct reserved_mem *rmem = NULL;
@@ -571,6 +570,15 @@ struct virtio_msg_pool *virtio_msg_pool_create(struct device *dev,
 	if (ret)
 		goto err;
 
+	if (fixed_base) {
+		if (bus_base + pool->size - 1 < bus_base) {
+			ret = -ERANGE;
+			goto err;
+		}
+		pool->bus_base = bus_base;
+		pool->fixed_base = true;
+	}
+
 	pool->gen = gen_pool_create(VMSG_POOL_SLOT_SHIFT, NUMA_NO_NODE);
 	if (!pool->gen) {
 		ret = -ENOMEM;
@@ -591,6 +599,24 @@ struct virtio_msg_pool *virtio_msg_pool_create(struct device *dev,
 err:
 	virtio_msg_pool_destroy(pool);
 	return ERR_PTR(ret);
+}
+
+/**
+ * virtio_msg_pool_create - find or allocate the DMA pool of a bus
+ * @dev: the bus driver's device, for messages
+ * @compatible: compatible of the reserved-memory node to use
+ * @node_name: node name used by existing device trees ("vmsglb"), or NULL
+ * @runtime_size: size of the pool to allocate when there is no node
+ *
+ * Return: the pool or an ERR_PTR().
+ */
+struct virtio_msg_pool *virtio_msg_pool_create(struct device *dev,
+					       const char *compatible,
+					       const char *node_name,
+					       size_t runtime_size)
+{
+	return __vmsg_pool_create(dev, compatible, node_name, runtime_size,
+				  false, 0);
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_create, "VIRTIO_MSG");
 
@@ -699,37 +725,10 @@ struct virtio_msg_pool *virtio_msg_pool_create_at(struct device *dev,
 						  size_t runtime_size,
 						  dma_addr_t bus_base)
 {
-	struct virtio_msg_pool *pool;
-	int ret;
-
 	if (!PAGE_ALIGNED(bus_base))
 		return ERR_PTR(-EINVAL);
-	pool = virtio_msg_pool_create(dev, compatible, node_name, runtime_size);
-	if (IS_ERR(pool))
-		return pool;
-	if (bus_base + pool->size - 1 < bus_base) {
-		ret = -ERANGE;
-		goto err;
-	}
-
-	/* Nothing is allocated yet: rebuild the allocator at the new base. */
-	gen_pool_destroy(pool->gen);
-	pool->bus_base = bus_base;
-	pool->fixed_base = true;
-	pool->gen = gen_pool_create(VMSG_POOL_SLOT_SHIFT, NUMA_NO_NODE);
-	if (!pool->gen) {
-		ret = -ENOMEM;
-		goto err;
-	}
-	ret = gen_pool_add_virt(pool->gen, (unsigned long)pool->vaddr,
-				pool->bus_base, pool->size, NUMA_NO_NODE);
-	if (ret)
-		goto err;
-	return pool;
-
-err:
-	virtio_msg_pool_destroy(pool);
-	return ERR_PTR(ret);
+	return __vmsg_pool_create(dev, compatible, node_name, runtime_size,
+				  true, bus_base);
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_create_at, "VIRTIO_MSG");
 

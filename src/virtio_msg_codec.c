@@ -53,6 +53,32 @@ size_t virtio_msg_wire_hdr_size(enum virtio_msg_wire_format format)
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_wire_hdr_size, "VIRTIO_MSG");
 
+/**
+ * virtio_msg_wire_format_parse - a bus driver's wire_format parameter
+ * @name: "spec" (the current specification) or "rfc1" (the RFC v1 series)
+ * @format: set on success
+ *
+ * Return: 0, or -EINVAL for any other name.
+ */
+int virtio_msg_wire_format_parse(const char *name,
+				 enum virtio_msg_wire_format *format)
+{
+	if (sysfs_streq(name, "spec"))
+		*format = VIRTIO_MSG_WIRE_FORMAT_SPEC;
+	else if (sysfs_streq(name, "rfc1"))
+		*format = VIRTIO_MSG_WIRE_FORMAT_RFC1;
+	else
+		return -EINVAL;
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_wire_format_parse, "VIRTIO_MSG");
+
+const char *virtio_msg_wire_format_name(enum virtio_msg_wire_format format)
+{
+	return format == VIRTIO_MSG_WIRE_FORMAT_RFC1 ? "rfc1" : "spec";
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_wire_format_name, "VIRTIO_MSG");
+
 bool virtio_msg_wire_has_token(enum virtio_msg_wire_format format)
 {
 	return format != VIRTIO_MSG_WIRE_FORMAT_RFC1;

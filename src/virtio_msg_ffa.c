@@ -1054,11 +1054,7 @@ static void vmsg_ffa_teardown(struct vmsg_ffa *vf)
 
 static int vmsg_ffa_parse_format(struct vmsg_ffa *vf)
 {
-	if (sysfs_streq(wire_format, "spec")) {
-		vf->format = VIRTIO_MSG_WIRE_FORMAT_SPEC;
-	} else if (sysfs_streq(wire_format, "rfc1")) {
-		vf->format = VIRTIO_MSG_WIRE_FORMAT_RFC1;
-	} else {
+	if (virtio_msg_wire_format_parse(wire_format, &vf->format)) {
 		pr_err("unknown wire_format \"%s\" (spec or rfc1)\n", wire_format);
 		return -EINVAL;
 	}

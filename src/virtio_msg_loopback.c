@@ -143,16 +143,12 @@ static const struct file_operations vmsg_lb_fops = {
 
 static int vmsg_lb_parse_params(struct vmsg_lb *lb)
 {
-	if (sysfs_streq(wire_format, "spec")) {
-		lb->bus.format = VIRTIO_MSG_WIRE_FORMAT_SPEC;
-		lb->bus.max_msg_size = VMSG_LB_DEFAULT_MSG_SIZE;
-	} else if (sysfs_streq(wire_format, "rfc1")) {
-		lb->bus.format = VIRTIO_MSG_WIRE_FORMAT_RFC1;
-		lb->bus.max_msg_size = VMSG_LB_RFC1_MSG_SIZE;
-	} else {
+	if (virtio_msg_wire_format_parse(wire_format, &lb->bus.format)) {
 		pr_err("unknown wire_format \"%s\" (spec or rfc1)\n", wire_format);
 		return -EINVAL;
 	}
+	lb->bus.max_msg_size = lb->bus.format == VIRTIO_MSG_WIRE_FORMAT_RFC1 ?
+			       VMSG_LB_RFC1_MSG_SIZE : VMSG_LB_DEFAULT_MSG_SIZE;
 	if (max_msg_size) {
 		if (max_msg_size > VIRTIO_MSG_MAX_SIZE) {
 			pr_err("max_msg_size %u is above %u\n", max_msg_size,
@@ -221,7 +217,7 @@ static int __init vmsg_lb_init(void)
 		goto err_bus;
 
 	dev_info(&lb->pdev->dev, "ready: %s messages of up to %u bytes on /dev/%s\n",
-		 lb->bus.format == VIRTIO_MSG_WIRE_FORMAT_RFC1 ? "RFC v1" : "spec",
+		 virtio_msg_wire_format_name(lb->bus.format),
 		 lb->bus.max_msg_size, virtio_msg_user_name(&lb->bus));
 	return 0;
 

@@ -116,6 +116,9 @@ static inline int virtio_msg_bus_restore(struct virtio_msg_bus *bus)
 
 /* Wire codec: the only code that knows message layouts. */
 size_t virtio_msg_wire_hdr_size(enum virtio_msg_wire_format format);
+int virtio_msg_wire_format_parse(const char *name,
+				 enum virtio_msg_wire_format *format);
+const char *virtio_msg_wire_format_name(enum virtio_msg_wire_format format);
 int virtio_msg_wire_peek(enum virtio_msg_wire_format format, const void *msg,
 			 size_t len, struct virtio_msg_wire_hdr *hdr);
 void virtio_msg_wire_put_hdr(enum virtio_msg_wire_format format, void *msg,

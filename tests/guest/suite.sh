@@ -221,6 +221,12 @@ check unload-transport rmmod virtio_msg_transport
 
 # --- RFC v1 wire format ---------------------------------------------------------
 modprobe virtio_msg_transport
+t_bad_format() {
+	! modprobe virtio_msg_loopback wire_format=bogus 2>/dev/null &&
+		! grep -q '^virtio_msg_loopback ' /proc/modules &&
+		dmesg | grep -q 'unknown wire_format "bogus"'
+}
+check wire-format-unknown-refused t_bad_format
 modprobe virtio_msg_loopback wire_format=rfc1
 t_rfc1_info() { [ "$(lb_field wire_format):$(lb_field max_msg_size)" = 1:44 ]; }
 check rfc1-info t_rfc1_info
