@@ -3,7 +3,7 @@
 #
 # Public interface (source, then call):
 #   vmsg_pkg_buildenv_ensure   cached amd64 trixie chroot with debhelper,
-#       dh-dkms, lintian, libfdt-dev, device-tree-compiler and the arm64
+#       dh-dkms, lintian, autodep8, libfdt-dev, device-tree-compiler and the arm64
 #       cross toolchain (crossbuild-essential-arm64, libfdt-dev:arm64);
 #       prints its path.  A copy of the tests' cross chroot, so that one
 #       stays exactly as tests/lib/chroot.sh made it.
@@ -20,7 +20,7 @@ _VMSG_PKG_BUILDENV_SH=1
 # shellcheck source=../lib/chroot.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/chroot.sh"
 
-VMSG_PKG_BUILD_PACKAGES="build-essential debhelper dh-dkms lintian libfdt-dev device-tree-compiler crossbuild-essential-arm64 libfdt-dev:arm64 qemu-system-arm ipxe-qemu fakeroot"
+VMSG_PKG_BUILD_PACKAGES="build-essential debhelper dh-dkms lintian autodep8 libfdt-dev device-tree-compiler crossbuild-essential-arm64 libfdt-dev:arm64 qemu-system-arm ipxe-qemu fakeroot"
 VMSG_PKG_BUILDENV_REV=1
 
 vmsg_pkg_buildenv_dir() {
