@@ -7,7 +7,7 @@
 #   ok <name> | FAIL <name>: <why> | skip <name>: <why>
 # and exits 0 only if nothing failed.
 #
-# The backend and the I/O are pinned to CPU 0 (see suite.sh: TCG wakeups).
+# The backend and the I/O are pinned to CPU 0 (lib.sh: TCG wakeups).
 #
 # FFA_OVERLAY=1 (booted with OVERLAY=vmsgffa): only the device-tree pool
 # checks run (seed27-*).
@@ -43,67 +43,16 @@ BACKEND=/usr/bin/virtio-msg-backend
 fails=0
 B=""
 
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
-skip() { echo "skip $1: $2"; }
-check() { # name command...
-	name="$1"; shift
-	if "$@"; then ok "$name"; else fail "$name" "$*"; fi
-}
-pin() { taskset 1 "$@"; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. /test/lib.sh
 
-wait_for() { # tenths command...
-	n=$1; shift
-	while ! "$@"; do
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || return 1
-		sleep 0.1
-	done
-}
-
-virtio_count() {
-	c=0
-	for d in /sys/bus/virtio/drivers/"$1"/virtio*; do
-		[ -e "$d" ] && c=$((c + 1))
-	done
-	echo "$c"
-}
 count_is() { [ "$(virtio_count "$1")" -eq "$2" ]; }
 
 start_backend() { # partition args...
 	p=$1; shift
-	rm -f /tmp/ready
-	taskset 1 "$BACKEND" --lb-dev /dev/vmsg-ffa-lb"$p" --msg-dev /dev/vmsg-ffa-msg"$p" \
-		--ready-file /tmp/ready "$@" >/tmp/backend"$p".log 2>&1 &
-	B=$!
-	if ! wait_for 300 test -e /tmp/ready; then
-		cat /tmp/backend"$p".log
-		return 1
-	fi
+	run_backend /tmp/backend"$p".log --lb-dev /dev/vmsg-ffa-lb"$p" \
+		--msg-dev /dev/vmsg-ffa-msg"$p" "$@"
 }
-
-stop_backend() {
-	[ -n "$B" ] || return 0
-	kill -TERM "$B" 2>/dev/null
-	wait "$B"
-	rc=$?
-	B=""
-	return $rc
-}
-
-rng_read() { # KiB
-	pin dd if=/dev/hwrng of=/tmp/rnd bs=1024 count="$1" 2>/dev/null || return 1
-	[ "$(wc -c </tmp/rnd)" -eq $(($1 * 1024)) ] || return 1
-	[ "$(gzip -c /tmp/rnd | wc -c)" -gt $(($1 * 1000)) ]
-}
-
-blk_dev() {
-	for d in /sys/block/vd*; do
-		[ -e "$d" ] && { echo "/dev/${d##*/}"; return 0; }
-	done
-	return 1
-}
-md5_of() { md5sum | cut -d' ' -f1; }
 
 blk_rw() { # MiB
 	dev=$(blk_dev) || return 1

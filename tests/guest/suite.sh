@@ -9,79 +9,17 @@
 # Environment: SUITE_POOL=dt (the vmsglb overlay is applied) or runtime (no
 # device tree pool), SUITE_KERNEL=<version> (for messages only).
 #
-# Under TCG a wakeup across vCPUs costs a timer tick (~5 ms) while one on
-# the same vCPU is sub-millisecond, so the backend and the processes doing
-# I/O are pinned to CPU 0 with taskset.  That only changes speed.
+# The backend and the I/O are pinned to CPU 0 (lib.sh: TCG wakeups).
 
 POOL="${SUITE_POOL:-runtime}"
 BACKEND=/usr/bin/virtio-msg-backend
 fails=0
 B=""
 
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
-skip() { echo "skip $1: $2"; }
-check() { # name condition-command...
-	name="$1"; shift
-	if "$@"; then ok "$name"; else fail "$name" "$*"; fi
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. /test/lib.sh
 
-pin() { taskset 1 "$@"; }
-
-wait_file() { # file tenths
-	n=0
-	while [ ! -e "$1" ] && [ "$n" -lt "$2" ]; do sleep 0.1; n=$((n + 1)); done
-	[ -e "$1" ]
-}
-
-# Starts the backend with the given device options; sets B to its pid.
-start_backend() {
-	rm -f /tmp/ready
-	# taskset execs the backend: $! is the backend itself, not a subshell.
-	taskset 1 "$BACKEND" --ready-file /tmp/ready "$@" >/tmp/backend.log 2>&1 &
-	B=$!
-	if ! wait_file /tmp/ready 300; then
-		cat /tmp/backend.log
-		return 1
-	fi
-}
-
-stop_backend() { # expected exit status of a clean stop: 0
-	[ -n "$B" ] || return 0
-	kill -TERM "$B" 2>/dev/null
-	wait "$B"
-	rc=$?
-	B=""
-	return $rc
-}
-
-virtio_count() { # driver
-	c=0
-	for d in /sys/bus/virtio/drivers/"$1"/virtio*; do
-		[ -e "$d" ] && c=$((c + 1))
-	done
-	echo "$c"
-}
-
-# Reads $1 KiB from /dev/hwrng, checks size and that it is not constant.
-rng_read() {
-	pin dd if=/dev/hwrng of=/tmp/rnd bs=1024 count="$1" 2>/dev/null || return 1
-	[ "$(wc -c </tmp/rnd)" -eq $(($1 * 1024)) ] || return 1
-	# Random data does not compress; a stuck source does.
-	[ "$(gzip -c /tmp/rnd | wc -c)" -gt $(($1 * 1000)) ]
-}
-
-# The one virtio disk of the VM is ours: QEMU's virt machine has none.
-blk_dev() {
-	for d in /sys/block/vd*; do
-		[ -e "$d" ] || continue
-		echo "/dev/${d##*/}"
-		return 0
-	done
-	return 1
-}
-
-md5_of() { md5sum | cut -d' ' -f1; }
+start_backend() { run_backend /tmp/backend.log "$@"; }
 lb_field() { vmsg-test info | sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 ioctl_is() { [ "$(vmsg-test "ioctl-$1" "$2")" = "$3" ]; }
 same_md5() { [ "$1" = "$2" ]; }

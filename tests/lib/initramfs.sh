@@ -232,6 +232,8 @@ _vmsg_initramfs_stage() {
 		find "$progs" -maxdepth 1 -type f -exec cp -t "$stage/usr/bin/" {} +
 		chmod -R a+rx "$stage/usr/bin"
 	fi
+	# The guest suites' shared helpers, for every guest script.
+	cp "$VMSG_REPO/tests/guest/lib.sh" "$stage/test/lib.sh"
 	[[ -n "$files" ]] && cp -a "$files/." "$stage/test/"
 	[[ -n "$env" ]] && cp "$env" "$stage/etc/vmrun.env"
 	cp "$script" "$stage/test/run.sh"
