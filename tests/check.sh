@@ -34,7 +34,7 @@
 #     ffa/<ver>/NAME and ffa-boot-<ver>.
 #  4. pkg: tests/pkg/run, the Debian packages end to end (build, lintian,
 #     apt install + DKMS + modprobe + removal in a trixie arm64 VM), checks
-#     pkg/NAME.  Cold (no cached image) ~40 min, warm ~25 min.
+#     pkg/NAME.  Warm ~20 min; cold (no image, no build chroot) ~33 min.
 #
 # Output: one line per check, "PASS name", "FAIL name: why" or
 # "SKIP name: why" (kernel not on the mirror, or the suite's own skips),
