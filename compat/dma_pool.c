@@ -621,13 +621,39 @@ struct virtio_msg_pool *virtio_msg_pool_create(struct device *dev,
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_create, "VIRTIO_MSG");
 
 /**
+ * virtio_msg_pool_in_use - bytes of the pool allocated or mapped right now
+ * @pool: the pool
+ *
+ * Zero once every device of the bus is gone: the transport returns what
+ * drivers leave in their virtqueues (see vmsg_del_vqs()).
+ */
+size_t virtio_msg_pool_in_use(const struct virtio_msg_pool *pool)
+{
+	if (!pool->gen)
+		return 0;
+	return gen_pool_size(pool->gen) - gen_pool_avail(pool->gen);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_in_use, "VIRTIO_MSG");
+
+/**
  * virtio_msg_pool_destroy - free a pool no bus uses any more
  * @pool: the pool
+ *
+ * A pool that still has allocations is not freed: gen_pool_destroy() would
+ * BUG(), and whoever holds them may still touch the memory.  It is leaked,
+ * loudly, instead.
  */
 void virtio_msg_pool_destroy(struct virtio_msg_pool *pool)
 {
+	size_t in_use = virtio_msg_pool_in_use(pool);
 	unsigned int i;
 
+	if (in_use) {
+		dev_err(pool->dev,
+			"%zu bytes of the DMA pool are still in use at teardown: leaking the %zu KiB pool\n",
+			in_use, pool->size / SZ_1K);
+		return;
+	}
 	kvfree(pool->orig);
 	if (pool->gen)
 		gen_pool_destroy(pool->gen);

@@ -930,6 +930,14 @@ static void vmsg_del_vqs(struct virtio_device *vdev)
 			}
 		}
 		vmsg_track_free(vmdev, vq->index);
+		/*
+		 * Drivers may leave buffers queued (virtio-rng always keeps
+		 * one): their mappings hold pool memory until unmapped, and
+		 * vring_del_virtqueue() does not unmap.  The device is reset
+		 * or dead by now, so they are ours to take back.
+		 */
+		while (virtqueue_detach_unused_buf(vq))
+			;
 		vring_del_virtqueue(vq);
 	}
 }

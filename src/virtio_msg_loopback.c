@@ -82,6 +82,7 @@ static int vmsg_lb_info(struct vmsg_lb *lb, void __user *argp)
 		.max_msg_size = lb->bus.max_msg_size,
 		.num_devices = virtio_msg_bus_num_devices(&lb->bus),
 		.max_devices = max_devices,
+		.pool_in_use = virtio_msg_pool_in_use(lb->pool),
 	};
 
 	strscpy(info.msg_dev_name, virtio_msg_user_name(&lb->bus),

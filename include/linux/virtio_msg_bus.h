@@ -148,6 +148,7 @@ int virtio_msg_pool_sg_table(const struct virtio_msg_pool *pool,
 			     struct sg_table *sgt);
 void virtio_msg_pool_destroy(struct virtio_msg_pool *pool);
 size_t virtio_msg_pool_size(const struct virtio_msg_pool *pool);
+size_t virtio_msg_pool_in_use(const struct virtio_msg_pool *pool);
 dma_addr_t virtio_msg_pool_bus_base(const struct virtio_msg_pool *pool);
 int virtio_msg_pool_mmap(struct virtio_msg_pool *pool,
 			 struct vm_area_struct *vma);

@@ -43,7 +43,8 @@ struct virtio_msg_lb_info {
 	__u32	num_devices;		/* devices currently on the bus */
 	__u32	max_devices;
 	char	msg_dev_name[32];	/* e.g. "virtio-msg-0", NUL-terminated */
-	__u32	reserved[8];
+	__u64	pool_in_use;		/* bytes of the pool allocated now */
+	__u32	reserved[6];
 };
 
 #define VIRTIO_MSG_LB_IOC_MAGIC		'P'
