@@ -1227,8 +1227,10 @@ EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_device_gone, "VIRTIO_MSG");
  *
  * Nothing will answer any more: outstanding requests fail at once instead
  * of running into the timeout, and every device is marked broken, its
- * outstanding buffers returned to the drivers as failed.  The devices stay
- * until they are removed.
+ * outstanding buffers returned to the drivers as failed.  A broken device
+ * never recovers, and a reader of it (/dev/hwrng) would wait forever, so
+ * the devices are then removed, from a work item: a peer that comes back
+ * adds them afresh.  Any context but hard interrupt.
  */
 void virtio_msg_bus_lost(struct virtio_msg_bus *bus)
 {
@@ -1241,6 +1243,7 @@ void virtio_msg_bus_lost(struct virtio_msg_bus *bus)
 		vmsg_mark_broken(vmdev, "the device side went away");
 	}
 	spin_unlock_bh(&bus->lookup_lock);
+	queue_work(system_long_wq, &bus->lost_work);
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_lost, "VIRTIO_MSG");
 
@@ -1325,6 +1328,8 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 	unsigned int i;
 	int ret;
 
+	/* A peer that came back re-adds what its predecessor left broken. */
+	flush_work(&bus->lost_work);
 	guard(mutex)(&bus->devices_lock);
 	if (xa_load(&bus->devices, dev_num))
 		return -EEXIST;
@@ -1485,6 +1490,24 @@ int virtio_msg_bus_restore(struct virtio_msg_bus *bus)
 EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_restore, "VIRTIO_MSG");
 #endif /* CONFIG_PM_SLEEP */
 
+/* Removes the devices virtio_msg_bus_lost() broke; later ones stay. */
+static void vmsg_bus_lost_work(struct work_struct *work)
+{
+	struct virtio_msg_bus *bus = container_of(work, struct virtio_msg_bus,
+						  lost_work);
+	struct virtio_msg_device *vmdev;
+	unsigned long index;
+
+	guard(mutex)(&bus->devices_lock);
+	xa_for_each(&bus->devices, index, vmdev) {
+		if (READ_ONCE(vmdev->broken)) {
+			dev_info(bus->parent, "device %u: removing it, its peer is gone\n",
+				 vmdev->dev_num);
+			vmsg_device_remove(vmdev);
+		}
+	}
+}
+
 static void vmsg_bus_dev_release(struct device *dev)
 {
 	struct virtio_msg_bus *bus = container_of(dev, struct virtio_msg_bus, dev);
@@ -1517,6 +1540,7 @@ int virtio_msg_bus_register(struct virtio_msg_bus *bus)
 	xa_init(&bus->devices);
 	spin_lock_init(&bus->lookup_lock);
 	atomic_set(&bus->token_seq, 0);
+	INIT_WORK(&bus->lost_work, vmsg_bus_lost_work);
 	init_completion(&bus->released);
 
 	device_initialize(&bus->dev);
@@ -1566,6 +1590,8 @@ void virtio_msg_bus_unregister(struct virtio_msg_bus *bus)
 			vmsg_device_remove(vmdev);
 	}
 	virtio_msg_user_detach(bus);
+	/* Nothing reports the peer lost any more; one report may be queued. */
+	cancel_work_sync(&bus->lost_work);
 	if (bus->pool)
 		virtio_msg_pool_detach(bus->pool);
 	device_del(&bus->dev);

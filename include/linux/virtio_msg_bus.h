@@ -16,6 +16,7 @@
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include <uapi/linux/virtio_msg.h>
@@ -85,6 +86,7 @@ struct virtio_msg_bus {
 	struct xarray devices;		/* dev_num -> struct virtio_msg_device */
 	spinlock_t lookup_lock;		/* pins devices found from events */
 	atomic_t token_seq;		/* request tokens of all devices */
+	struct work_struct lost_work;	/* removes devices of a lost peer */
 	struct virtio_msg_user *user;
 };
 
