@@ -134,9 +134,20 @@ static int vmsg_lb_mmap(struct file *file, struct vm_area_struct *vma)
 	return virtio_msg_pool_mmap(vmsg_lb->pool, vma);
 }
 
+/*
+ * The node reads as a file of the pool's size: rust-vmm's vm-memory
+ * (Linaro's frontend, every vhost-user backend handed the pool) checks a
+ * mapping against lseek(fd, 0, SEEK_END) before it maps.
+ */
+static loff_t vmsg_lb_llseek(struct file *file, loff_t offset, int whence)
+{
+	return fixed_size_llseek(file, offset, whence,
+				 virtio_msg_pool_size(vmsg_lb->pool));
+}
+
 static const struct file_operations vmsg_lb_fops = {
 	.owner		= THIS_MODULE,
-	.open		= nonseekable_open,
+	.llseek		= vmsg_lb_llseek,
 	.unlocked_ioctl	= vmsg_lb_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.mmap		= vmsg_lb_mmap,

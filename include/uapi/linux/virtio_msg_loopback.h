@@ -7,7 +7,8 @@
  *
  *  1. VIRTIO_MSG_LB_IOC_INFO tells it the wire format, the name of the
  *     message node (/dev/virtio-msg-N) and the DMA pool geometry.
- *  2. mmap() of /dev/virtio-msg-lb at offset 0 maps the DMA pool.  Every
+ *  2. mmap() of /dev/virtio-msg-lb at offset 0 maps the DMA pool (the node
+ *     seeks like a file of the pool's size, for mappers that check).  Every
  *     address the kernel puts into a virtqueue or a SET_VQUEUE message is a
  *     bus address: pool offset = bus address - bus_addr_base.
  *  3. VIRTIO_MSG_LB_IOC_ADD creates a device with a device number; the
