@@ -21,6 +21,7 @@
  */
 #define pr_fmt(fmt) "virtio-msg: " fmt
 
+#include <linux/bitops.h>
 #include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/idr.h>
@@ -45,6 +46,24 @@ MODULE_PARM_DESC(timeout_ms,
 /* Sanity limits on what a device may announce. */
 #define VMSG_MAX_CONFIG_SIZE	SZ_64K
 #define VMSG_MAX_VQS		1024
+
+/*
+ * Departures from the letter of the spec that real peers make and that
+ * cost nothing to accept (README: "Peer profile").  Each is logged once
+ * per device; none of them lets a length or an index go unchecked.
+ */
+enum vmsg_tolerance {
+	VMSG_TOL_FEATURE_BITS,		/* num_feature_bits 0 or not a multiple of 32 */
+	VMSG_TOL_NO_MAX_VQS,		/* max_virtqueues 0: not reported */
+	VMSG_TOL_MANY_VQS,		/* max_virtqueues above our limit */
+	VMSG_TOL_FEATURE_BLOCKS,	/* num_blocks/block_index not what it carries */
+	VMSG_TOL_CONFIG_ECHO,		/* GET_CONFIG answer without offset/length */
+	VMSG_TOL_SET_CONFIG_EMPTY,	/* SET_CONFIG answered without payload */
+	VMSG_TOL_STATUS_EMPTY,		/* SET_DEVICE_STATUS answered without payload */
+	VMSG_TOL_VQUEUE_INDEX,		/* GET_VQUEUE answer for another index */
+	VMSG_TOL_CONFIG_EVENT_SHORT,	/* EVENT_CONFIG without generation/status */
+	VMSG_TOL_NO_TOKEN,		/* not tolerated: answers without the token */
+};
 
 static DEFINE_IDA(virtio_msg_bus_ida);
 
@@ -104,6 +123,7 @@ struct virtio_msg_device {
 
 	bool broken;
 	u32 config_generation;
+	unsigned long tolerated;	/* enum vmsg_tolerance bits, logged once */
 };
 
 static struct virtio_msg_device *to_vmsg_device(struct virtio_device *vdev)
@@ -136,6 +156,23 @@ static struct device *vmsg_dev(struct virtio_msg_device *vmdev)
 {
 	/* The bus device has no driver: its parent names the bus in messages. */
 	return vmdev->bus->parent;
+}
+
+/* Notes a peer's departure from the spec, once per device and kind. */
+static __printf(3, 4)
+void vmsg_tolerate(struct virtio_msg_device *vmdev, enum vmsg_tolerance what,
+		   const char *fmt, ...)
+{
+	struct va_format vaf;
+	va_list args;
+
+	if (test_and_set_bit(what, &vmdev->tolerated))
+		return;
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	dev_info(vmsg_dev(vmdev), "device %u: %pV\n", vmdev->dev_num, &vaf);
+	va_end(args);
 }
 
 /*
@@ -318,14 +355,28 @@ static int vmsg_get_device_info(struct virtio_msg_device *vmdev)
 
 	if (!vmdev->device_id)
 		return -ENODEV;
-	if (vmdev->num_feature_bits % 32 || !vmdev->num_feature_bits ||
-	    vmdev->config_size > VMSG_MAX_CONFIG_SIZE ||
-	    vmdev->max_vqs > VMSG_MAX_VQS) {
+	if (vmdev->config_size > VMSG_MAX_CONFIG_SIZE) {
 		dev_err(vmsg_dev(vmdev),
-			"device %u: invalid device info (features %u, config %u, queues %u)\n",
-			vmdev->dev_num, vmdev->num_feature_bits,
-			vmdev->config_size, vmdev->max_vqs);
+			"device %u: config space of %u bytes is above the %u we accept\n",
+			vmdev->dev_num, vmdev->config_size, VMSG_MAX_CONFIG_SIZE);
 		return -EPROTO;
+	}
+	/* Linaro's kernel reads neither field: peers fill them loosely. */
+	if (!vmdev->num_feature_bits || vmdev->num_feature_bits % 32) {
+		u32 bits = vmdev->num_feature_bits ?
+			   round_up(vmdev->num_feature_bits, 32) : 64;
+
+		vmsg_tolerate(vmdev, VMSG_TOL_FEATURE_BITS,
+			      "num_feature_bits %u; asking for %u",
+			      vmdev->num_feature_bits, bits);
+		vmdev->num_feature_bits = bits;
+	}
+	if (!vmdev->max_vqs || vmdev->max_vqs > VMSG_MAX_VQS) {
+		vmsg_tolerate(vmdev, vmdev->max_vqs ? VMSG_TOL_MANY_VQS :
+			      VMSG_TOL_NO_MAX_VQS,
+			      "max_virtqueues %u; asking GET_VQUEUE for up to %u queues",
+			      vmdev->max_vqs, VMSG_MAX_VQS);
+		vmdev->max_vqs = VMSG_MAX_VQS;
 	}
 	return 0;
 }
@@ -341,7 +392,7 @@ static int vmsg_read_features(struct virtio_msg_device *vmdev, u64 *features)
 {
 	unsigned int blocks = vmsg_feature_blocks(vmdev);
 	struct virtio_msg_features *req, *resp;
-	unsigned int i, num;
+	unsigned int i, num, carried;
 	ssize_t ret;
 
 	memset(features, 0, VMSG_FEATURE_WORDS * sizeof(u64));
@@ -356,13 +407,18 @@ static int vmsg_read_features(struct virtio_msg_device *vmdev, u64 *features)
 		return ret;
 
 	resp = virtio_msg_payload(vmdev->resp);
+	/*
+	 * What msg_size carries counts, not what num_blocks says: peers
+	 * answer "1 block" with 64 bits of data, as Linaro's kernel reads
+	 * them.  Blocks neither carried nor asked for stay zero.
+	 */
+	carried = min_t(size_t, (ret - sizeof(*resp)) / sizeof(__le32), blocks);
 	num = le32_to_cpu(resp->num_blocks);
-	if (le32_to_cpu(resp->block_index) != 0 || num > blocks ||
-	    ret < sizeof(*resp) + num * sizeof(__le32)) {
-		vmsg_mark_broken(vmdev, "malformed GET_DEVICE_FEATURES response");
-		return -EPROTO;
-	}
-	for (i = 0; i < num; i++)
+	if (le32_to_cpu(resp->block_index) != 0 || num != carried)
+		vmsg_tolerate(vmdev, VMSG_TOL_FEATURE_BLOCKS,
+			      "GET_DEVICE_FEATURES answer names block %u, %u blocks, but carries %u: using what it carries",
+			      le32_to_cpu(resp->block_index), num, carried);
+	for (i = 0; i < carried; i++)
 		features[i / 2] |= (u64)le32_to_cpu(resp->features[i]) <<
 				   (32 * (i % 2));
 	return 0;
@@ -459,11 +515,13 @@ static s64 vmsg_get_config_chunk(struct virtio_msg_device *vmdev,
 		return ret;
 
 	resp = virtio_msg_payload(vmdev->resp);
+	/* It answers this request (token); the echo is redundant. */
 	if (le32_to_cpu(resp->offset) != offset ||
-	    le32_to_cpu(resp->length) != len) {
-		vmsg_mark_broken(vmdev, "GET_CONFIG response for another range");
-		return -EPROTO;
-	}
+	    le32_to_cpu(resp->length) != len)
+		vmsg_tolerate(vmdev, VMSG_TOL_CONFIG_ECHO,
+			      "GET_CONFIG answer for %u+%u names %u+%u: using its data",
+			      offset, len, le32_to_cpu(resp->offset),
+			      le32_to_cpu(resp->length));
 	memcpy(buf, resp->data, len);
 	return le32_to_cpu(resp->generation);
 }
@@ -527,10 +585,14 @@ static void vmsg_set(struct virtio_device *vdev, unsigned int offset,
 		req->offset = cpu_to_le32(offset + done);
 		req->length = cpu_to_le32(n);
 		memcpy(req->data, buf + done, n);
-		ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_CONFIG, sizeof(*req) + n,
-				sizeof(*resp));
+		ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_CONFIG, sizeof(*req) + n, 0);
 		if (ret < 0)
 			return;
+		if (ret < sizeof(*resp)) {
+			vmsg_tolerate(vmdev, VMSG_TOL_SET_CONFIG_EMPTY,
+				      "SET_CONFIG answered without payload: taken as done");
+			continue;
+		}
 		resp = virtio_msg_payload(vmdev->resp);
 		WRITE_ONCE(vmdev->config_generation, le32_to_cpu(resp->generation));
 		if (!resp->length) {
@@ -580,10 +642,14 @@ static int vmsg_write_status(struct virtio_msg_device *vmdev, u8 status)
 	vmdev->status = status;
 	req = vmsg_req_payload(vmdev, sizeof(*req));
 	req->status = cpu_to_le32(status);
-	ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_DEVICE_STATUS, sizeof(*req),
-			sizeof(*resp));
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_SET_DEVICE_STATUS, sizeof(*req), 0);
 	if (ret < 0)
 		return ret;
+	if (ret < sizeof(*resp)) {
+		vmsg_tolerate(vmdev, VMSG_TOL_STATUS_EMPTY,
+			      "SET_DEVICE_STATUS answered without payload: taken as accepted");
+		return status;
+	}
 	resp = virtio_msg_payload(vmdev->resp);
 	return le32_to_cpu(resp->status) & 0xff;
 }
@@ -867,7 +933,9 @@ static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
 
 	resp = virtio_msg_payload(vmdev->resp);
 	if (le32_to_cpu(resp->index) != index)
-		return ERR_PTR(-EPROTO);
+		vmsg_tolerate(vmdev, VMSG_TOL_VQUEUE_INDEX,
+			      "GET_VQUEUE answer for queue %u names queue %u: using it",
+			      index, le32_to_cpu(resp->index));
 	max_size = le32_to_cpu(resp->max_size);
 	if (!max_size)
 		return ERR_PTR(-ENOENT);
@@ -1063,6 +1131,10 @@ static int vmsg_complete(struct virtio_msg_device *vmdev,
 	if (!pending || pending->msg_id != hdr->msg_id ||
 	    (virtio_msg_wire_has_token(bus->format) &&
 	     pending->token != hdr->token)) {
+		/* The token is what tells a late answer from the current one. */
+		if (pending && pending->msg_id == hdr->msg_id && !hdr->token)
+			vmsg_tolerate(vmdev, VMSG_TOL_NO_TOKEN,
+				      "answers without the request's token: dropping such answers (an RFC v1 peer needs wire_format=rfc1)");
 		dev_dbg(bus->parent, "device %u: unsolicited response %#x\n",
 			vmdev->dev_num, hdr->msg_id);
 		return -EINVAL;
@@ -1118,13 +1190,18 @@ static int vmsg_event(struct virtio_msg_device *vmdev,
 		}
 		return 0;
 	case VIRTIO_MSG_EVENT_CONFIG:
-		if (plen < sizeof(ev.config))
-			return -EINVAL;
-		WRITE_ONCE(vmdev->config_generation,
-			   le32_to_cpu(ev.config.generation));
-		if (le32_to_cpu(ev.config.device_status) &
-		    VIRTIO_CONFIG_S_NEEDS_RESET)
-			dev_warn_ratelimited(&vmdev->vdev.dev, "device needs a reset\n");
+		/* Linaro's kernel reads no payload: the event itself counts. */
+		if (plen < sizeof(ev.config)) {
+			vmsg_tolerate(vmdev, VMSG_TOL_CONFIG_EVENT_SHORT,
+				      "EVENT_CONFIG without generation and status: config re-read");
+		} else {
+			WRITE_ONCE(vmdev->config_generation,
+				   le32_to_cpu(ev.config.generation));
+			if (le32_to_cpu(ev.config.device_status) &
+			    VIRTIO_CONFIG_S_NEEDS_RESET)
+				dev_warn_ratelimited(&vmdev->vdev.dev,
+						     "device needs a reset\n");
+		}
 		if (vmdev->registered)
 			virtio_config_changed(&vmdev->vdev);
 		return 0;
