@@ -464,7 +464,8 @@ boot_kernel() {
 			record "$res" FAIL "$name" "not booted: no modules (build-$v failed)"
 			continue
 		fi
-		if [[ ! -x "$WORK/progs/virtio-msg-backend" || ! -x "$WORK/progs/vmsg-test" ]]; then
+		if [[ ! -x "$WORK/progs/virtio-msg-backend" || ! -x "$WORK/progs/vmsg-test" ||
+		      ! -x "$WORK/progs/vmsg-peer" ]]; then
 			record "$res" FAIL "$name" "not booted: arm64 programs missing (build-tools-arm64 / build-vmsg-test-arm64)"
 			continue
 		fi

@@ -21,6 +21,29 @@ B=""
 
 start_backend() { run_backend /tmp/backend.log "$@"; }
 lb_field() { vmsg-test info | sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
+
+# vmsg-peer plays other people's peers (loose answers, one thread, stalls);
+# it exits at once when an ADD fails, so wait for that too.
+start_peer() {
+	rm -f /tmp/ready
+	taskset 1 vmsg-peer --ready-file /tmp/ready "$@" >/tmp/peer.log 2>&1 &
+	B=$!
+	wait_for 300 peer_settled
+	[ -e /tmp/ready ] || { cat /tmp/peer.log; return 1; }
+}
+peer_settled() { [ -e /tmp/ready ] || ! kill -0 "$B" 2>/dev/null; }
+# What a bus with no devices must look like: nothing left of the pool.
+bus_empty() { [ "$(lb_field num_devices):$(lb_field pool_in_use)" = 0:0 ]; }
+set_timeout() { echo "$1" >/sys/module/virtio_msg_transport/parameters/timeout_ms; }
+# Reads a little from every virtio-rng, so that each has a buffer queued.
+rng_read_each() {
+	for r in $(cat /sys/class/misc/hw_random/rng_available); do
+		case $r in virtio_rng.*) ;; *) continue ;; esac
+		echo "$r" >/sys/class/misc/hw_random/rng_current
+		rng_read 4 || return 1
+	done
+}
+dmesg_count() { dmesg | grep -c "$1"; }
 ioctl_is() { [ "$(vmsg-test "ioctl-$1" "$2")" = "$3" ]; }
 same_md5() { [ "$1" = "$2" ]; }
 dev_md5() { pin dd if="$1" bs=1M count="$2" iflag=direct 2>/dev/null | md5_of; }
@@ -112,10 +135,14 @@ stop_backend
 check 32-devices-removed same_md5 "$(virtio_count virtio_rng)" 0
 
 # --- backend killed in the middle of I/O -------------------------------------
+# Its devices can never work again: they are removed, and whoever waits on
+# them (a writer of the disk, a reader of /dev/hwrng) gets an error.
 start_backend --blk 3:/tmp/disk.img --rng 4
 VDA=$(blk_dev)
 pin dd if=/dev/zero of="$VDA" bs=64k count=2000 oflag=direct 2>/dev/null &
 D=$!
+pin dd if=/dev/hwrng of=/dev/null bs=1k count=1000000 2>/dev/null &
+R=$!
 sleep 1
 kill -KILL "$B"
 wait "$B" 2>/dev/null
@@ -123,10 +150,15 @@ B=""
 # No timeout guard needed: a hang here makes the whole VM run time out.
 wait $D
 check killed-backend-io-error test $? -ne 0
-t_read_fails() { ! dd if="$1" of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null; }
-t_killed_remove() { ioctl_is remove 3 OK && ioctl_is remove 4 OK; }
-check killed-backend-read-fails t_read_fails "$VDA"
-check killed-backend-remove t_killed_remove
+t_reader_ends() { ! kill -0 "$R" 2>/dev/null; }
+check killed-backend-hwrng-reader-ends wait_for 100 t_reader_ends
+kill -KILL "$R" 2>/dev/null
+wait "$R" 2>/dev/null
+check killed-backend-devices-removed wait_for 100 bus_empty
+t_removal_logged() { dmesg | grep -q "device 4: removing it, its peer is gone"; }
+check killed-backend-removal-logged t_removal_logged
+# The number is free again: with nobody serving, ADD fails to reach a peer.
+check killed-backend-dev-num-free ioctl_is add 3 ENOTCONN
 
 # --- backend that stops answering ---------------------------------------------
 echo 1000 >/sys/module/virtio_msg_transport/parameters/timeout_ms
@@ -145,16 +177,103 @@ wait "$B" 2>/dev/null
 B=""
 echo 3000 >/sys/module/virtio_msg_transport/parameters/timeout_ms
 
+# --- teardown: every path gives the pool back ----------------------------------
+# Issue 8: a peer that REMOVEs from the thread that serves the node leaves
+# the reset unanswered; the device breaks while its driver still has a
+# buffer queued.  Unloading afterwards must neither crash nor leak.
+set_timeout 1000
+if start_peer --remove-inline --rng 20; then
+	check inline-remove-rng-read rng_read 16
+	t0=$(date +%s)
+	stop_backend
+	t1=$(date +%s)
+	check inline-remove-bounded t_bounded OK "$t0" "$t1"
+	t_reset_timed_out() { dmesg | grep -q "device 20: no response to SET_DEVICE_STATUS"; }
+	check inline-remove-reset-timed-out t_reset_timed_out
+	check inline-remove-pool-returned bus_empty
+else
+	fail inline-remove "peer not ready"
+fi
+if start_peer --remove-inline --rng 21 --rng 22 --rng 23; then
+	check inline-remove-3-rng-read rng_read_each
+	stop_backend
+	check inline-remove-3-pool-returned bus_empty
+else
+	fail inline-remove-3 "peer not ready"
+fi
+# A source with nothing to give keeps the driver's buffer queued until the
+# device goes; its bounce slot must come back all the same.
+if start_peer --hold --rng 26; then
+	pin dd if=/dev/hwrng of=/dev/null bs=1k count=1 2>/dev/null &
+	R=$!
+	sleep 0.5
+	check held-buffer-reader-waits kill -0 "$R"
+	check held-buffer-peer-exit stop_backend
+	wait "$R"
+	check held-buffer-pool-returned bus_empty
+else
+	fail held-buffer "peer not ready"
+fi
+# The reset answered, but after the timeout: dropped as late, device broken.
+if start_peer --late SET_DEVICE_STATUS:1500 --rng 24; then
+	check late-reset-rng-read rng_read 16
+	check late-reset-peer-exit stop_backend
+	check late-reset-pool-returned bus_empty
+else
+	fail late-reset "peer not ready"
+fi
+t_unload_lb() { rmmod virtio_msg_loopback && modprobe virtio_msg_loopback; }
+check unload-after-broken-removal t_unload_lb
+
+# A peer stalls, or dies, at each step of the device's life; every time the
+# kernel gets over it, the device goes and the pool is whole again.
+if [ "$POOL" = runtime ]; then
+	for step in GET_DEVICE_INFO GET_DEVICE_FEATURES SET_DRIVER_FEATURES \
+		SET_DEVICE_STATUS GET_VQUEUE SET_VQUEUE EVENT_AVAIL; do
+		for how in stall die-at; do
+			R=""
+			if start_peer --"$how" "$step" --rng 25 2>/dev/null; then
+				pin dd if=/dev/hwrng of=/dev/null bs=1k count=4 2>/dev/null &
+				R=$!
+				sleep 0.3
+			fi
+			stop_backend
+			[ -z "$R" ] || wait "$R"
+			check "$how-$step-pool-returned" wait_for 50 bus_empty
+		done
+	done
+fi
+set_timeout 3000
+
 # --- module unload with devices present ---------------------------------------
-# The backend holds /dev/virtio-msg-lb (and so the module) while it runs: it
-# leaves its devices behind on exit with --no-remove, then the module goes.
-start_backend --rng 6 --blk 7:/tmp/disk.img --no-remove
-stop_backend
-t_left() { [ "$(lb_field num_devices)" = 2 ]; }
-t_unload() { rmmod virtio_msg_loopback && [ "$(virtio_count virtio_rng)" -eq 0 ] &&
-	[ "$(virtio_count virtio_blk)" -eq 0 ]; }
-check devices-left-behind t_left
-check unload-with-devices t_unload
+# The peer lets go of /dev/virtio-msg-lb (which pins the module) and keeps
+# answering on the message node (which pins only the transport).
+if start_peer --release-lb --rng 6 --rng 7; then
+	check devices-left-behind same_md5 "$(lb_field num_devices)" 2
+	t_unload() { rmmod virtio_msg_loopback && [ "$(virtio_count virtio_rng)" -eq 0 ]; }
+	check unload-with-devices t_unload
+	check unload-peer-sees-bus-gone stop_backend
+else
+	fail unload-with-devices "peer not ready"
+fi
+# The same with a peer that no longer answers: bounded by the timeout.
+modprobe virtio_msg_loopback
+set_timeout 1000
+if start_peer --release-lb --rng 6 --rng 7; then
+	kill -STOP "$B"
+	t0=$(date +%s)
+	rmmod virtio_msg_loopback
+	t1=$(date +%s)
+	check unload-with-silent-peer t_bounded OK "$t0" "$t1"
+	kill -KILL "$B"
+	kill -CONT "$B" 2>/dev/null
+	wait "$B" 2>/dev/null
+	B=""
+else
+	fail unload-with-silent-peer "peer not ready"
+	rmmod virtio_msg_loopback
+fi
+set_timeout 3000
 check unload-transport rmmod virtio_msg_transport
 
 # --- RFC v1 wire format ---------------------------------------------------------
@@ -178,7 +297,16 @@ if start_backend --rng 1 --blk 2:/tmp/disk.img; then
 else
 	fail rfc1-backend "backend not ready"
 fi
-rmmod virtio_msg_loopback
+set_timeout 1000
+if start_peer --remove-inline --rng 20; then
+	check rfc1-inline-remove-rng-read rng_read 16
+	stop_backend
+	check rfc1-inline-remove-pool-returned bus_empty
+else
+	fail rfc1-inline-remove "peer not ready"
+fi
+set_timeout 3000
+check rfc1-unload-after-broken-removal rmmod virtio_msg_loopback
 
 # --- notification data (seed bugs 1 and 2) -----------------------------------
 modprobe virtio_msg_loopback
@@ -203,6 +331,35 @@ if "$BACKEND" --help 2>&1 | grep -q -- --notification-data; then
 else
 	skip notification-data "backend has no --notification-data"
 fi
+
+# --- other people's peers (README: "Peer profile") ---------------------------
+# Linaro's loopback frontend: GET_DEVICE_FEATURES answered as 1 block with
+# 64 bits of data, max_virtqueues 0, the pool sized with lseek(SEEK_END).
+n_blocks=$(dmesg_count "names block 0, 1 blocks, but carries 2")
+n_vqs=$(dmesg_count "max_virtqueues 0; asking GET_VQUEUE")
+if start_peer --linaro --rng 30; then
+	check linaro-peer-rng-bound t_rng_bound
+	check linaro-peer-rng-read rng_read 64
+	check linaro-peer-stop stop_backend
+	check linaro-peer-pool-returned bus_empty
+	# Logged once per device, not per message.
+	check linaro-peer-blocks-logged-once same_md5 "$(dmesg_count "names block 0, 1 blocks, but carries 2")" $((n_blocks + 1))
+	check linaro-peer-max-vqs-logged-once same_md5 "$(dmesg_count "max_virtqueues 0; asking GET_VQUEUE")" $((n_vqs + 1))
+else
+	fail linaro-peer "peer not ready"
+fi
+# Echo fields left unfilled, SET_* answered without payload.
+if start_peer --loose --rng 31; then
+	check loose-peer-rng-read rng_read 64
+	check loose-peer-stop stop_backend
+	t_loose_logged() { dmesg | grep -q "device 31: SET_DEVICE_STATUS answered without payload"; }
+	check loose-peer-logged t_loose_logged
+	check loose-peer-pool-returned bus_empty
+else
+	fail loose-peer "peer not ready"
+fi
+t_never_leaked() { ! dmesg | grep -q "still in use at teardown"; }
+check pool-never-leaked t_never_leaked
 
 # IDA-allocated node names come back (seed bug 14).
 rmmod virtio_msg_loopback

@@ -442,6 +442,23 @@ static void test_mmap(struct bus *b)
 	check(p == MAP_FAILED, "mmap-huge-offset-fails", "mapped");
 }
 
+/* rust-vmm vm-memory sizes a mapping with lseek(SEEK_END) first. */
+static void test_lseek(struct bus *b)
+{
+	off_t size = b->info.pool_size, r;
+
+	r = lseek(b->lb, 0, SEEK_END);
+	check(r == size, "lseek-end-is-pool-size", "got %lld", (long long)r);
+	r = lseek(b->lb, 4096, SEEK_SET);
+	check(r == 4096 && lseek(b->lb, 0, SEEK_CUR) == 4096, "lseek-set-cur",
+	      "got %lld", (long long)r);
+	r = lseek(b->lb, size + 1, SEEK_SET);
+	check(r < 0 && errno == EINVAL, "lseek-past-end-einval", "got %lld", (long long)r);
+	r = lseek(b->lb, -1, SEEK_SET);
+	check(r < 0 && errno == EINVAL, "lseek-negative-einval", "got %lld", (long long)r);
+	lseek(b->lb, 0, SEEK_SET);
+}
+
 /* Seed bug 35: a device that could DMA outside the pool is refused. */
 static void test_access_platform(struct bus *b)
 {
@@ -559,9 +576,10 @@ int main(int argc, char **argv)
 		printf("pool_size=%llu bus_addr_base=0x%llx wire_format=%u ",
 		       (unsigned long long)b.info.pool_size,
 		       (unsigned long long)b.info.bus_addr_base, b.info.wire_format);
-		printf("max_msg_size=%u num_devices=%u max_devices=%u msg_dev=%s\n",
+		printf("max_msg_size=%u num_devices=%u max_devices=%u msg_dev=%s ",
 		       b.info.max_msg_size, b.info.num_devices, b.info.max_devices,
 		       b.info.msg_dev_name);
+		printf("pool_in_use=%llu\n", (unsigned long long)b.info.pool_in_use);
 		close(b.lb);
 		return 0;
 	}
@@ -572,6 +590,7 @@ int main(int argc, char **argv)
 	bus_open(&b);
 	test_ioctls(&b);
 	test_mmap(&b);
+	test_lseek(&b);
 	test_read_bounds(&b);
 	test_bad_writes(&b);
 	test_matching_and_timeout(&b);

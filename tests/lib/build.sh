@@ -22,8 +22,9 @@
 #       Static arm64 virtio-msg-backend from <dir>/tools (trixie chroot)
 #       into <out>/.
 #   vmsg_build_vmsg_test <dir> <out>
-#       Static arm64 <out>/vmsg-test from <dir>/tests/guest/vmsg-test.c
-#       (-Wall -Wextra).
+#       Static arm64 <out>/vmsg-test from <dir>/tests/guest/vmsg-test.c and
+#       <out>/vmsg-peer from tests/guest/vmsg-peer.c with the backend's
+#       device code (-Wall -Wextra).
 
 [[ -n "${_VMSG_BUILD_SH:-}" ]] && return 0
 _VMSG_BUILD_SH=1
@@ -106,5 +107,10 @@ vmsg_build_vmsg_test() {
 	[[ -f "$dir/tests/guest/vmsg-test.c" ]] || { echo "no tests/guest/vmsg-test.c" >&2; return 1; }
 	(cd "$dir" && vmsg_chroot_run --bind "$dir" --bind "$out" -- aarch64-linux-gnu-gcc -static \
 		-O2 -g -Wall -Wextra -I include/uapi -o "$out/vmsg-test" \
-		tests/guest/vmsg-test.c -lpthread)
+		tests/guest/vmsg-test.c -lpthread) || return
+	(cd "$dir" && vmsg_chroot_run --bind "$dir" --bind "$out" -- aarch64-linux-gnu-gcc -static \
+		-O2 -g -Wall -Wextra -D_GNU_SOURCE -I include/uapi -I tools/backend \
+		-o "$out/vmsg-peer" tests/guest/vmsg-peer.c tools/backend/codec.c \
+		tools/backend/log.c tools/backend/transport.c tools/backend/virtqueue.c \
+		tools/backend/dev_rng.c -lpthread)
 }
