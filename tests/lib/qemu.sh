@@ -150,8 +150,10 @@ vmsg_qemu_boot() {
 	# streams just the guest script's output, live, without the CRs.
 	# (Inside if/else a caller's errexit is not triggered, and PIPESTATUS
 	# still holds the pipeline's statuses, whether or not pipefail is set.)
+	# The start marker may follow the firmware's terminal escapes on the
+	# same line (SeaBIOS on amd64 leaves "ESC c ESC [2J" without a newline).
 	if timeout -k 10 "$timeout" "${cmd[@]}" </dev/null 2>&1 | tee -a "$log" |
-		awk '{ sub(/\r$/, "") } /^VMRUN-EXIT=/ { on = 0 } on { print; fflush() } /^VMRUN-START/ { on = 1 }'; then
+		awk '{ sub(/\r$/, "") } /^VMRUN-EXIT=/ { on = 0 } on { print; fflush() } /VMRUN-START$/ { on = 1 }'; then
 		rc="${PIPESTATUS[0]}"
 	else
 		rc="${PIPESTATUS[0]}"
@@ -168,7 +170,7 @@ vmsg_qemu_boot() {
 		echo "FAIL: guest did not report VMRUN-EXIT (panic or crash?); console log: $log" >&2
 		# Output after VMRUN-START was already streamed; otherwise show how
 		# the boot ended.
-		grep -q '^VMRUN-START' "$log" || tr -d '\r' <"$log" | tail -25 >&2
+		grep -q 'VMRUN-START.\{0,1\}$' "$log" || tr -d '\r' <"$log" | tail -25 >&2
 		return "$VMSG_RC_NOEXIT"
 	fi
 	local dmesg="${log%.log}.dmesg"
