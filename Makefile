@@ -183,18 +183,23 @@ FORCE:
 # Test orchestration (tests/README.md).  This block is maintained together
 # with tests/; keep it at the end of the file.
 #
-#   make check [KERNELS=default|all|none|"7.3.4 ..."] [SUITE=<guest script>]
+#   make check [KERNELS=default|all|none|"7.3.4 7.3.4-amd64 ..."] [SUITE=<guest script>]
 #              compile matrix (W=1, sparse, probes) on all nine Debian arm64
-#              kernels + QEMU boots running tests/guest/suite.sh
-#   make demo [KERNEL=7.3.4]   boot the newest kernel and tour the loopback bus
+#              kernels and Debian amd64 6.16.12 + 7.3.4, QEMU boots running
+#              tests/guest/suite.sh (arm64 and amd64)
+#   make demo [KERNEL=7.3.4] [ARCH=amd64]   boot the newest kernel and tour
+#                              the loopback bus (arm64 by default)
 #   make tools                 native build of tools/ (virtio-msg-backend)
 #   make check-style           checkpatch.pl --strict over the C sources
 #   make check-pkg             Debian packages: build + lintian, then apt install,
 #                              DKMS build, modprobe and removal in a Debian trixie
-#                              arm64 VM (tests/pkg/run)
+#                              arm64 VM (tests/pkg/run; includes check-pkg-amd64)
+#   make check-pkg-amd64       the packages on amd64, natively: DKMS builds
+#                              transport + loopback for a Debian amd64 kernel
+#                              (tests/pkg/dkms-amd64)
 #   make check-dtool           host unit tests of tools/dtool (virtio-msg-dt)
 .PHONY: check demo tools check-style
-.PHONY: check-pkg check-dtool
+.PHONY: check-pkg check-pkg-amd64 check-dtool
 
 # Variables given on the make command line (KERNELS=, SUITE=, KERNEL=,
 # JOBS=, BOOT_TIMEOUT= ...) reach the scripts through the environment.
@@ -212,6 +217,9 @@ check-style:
 
 check-pkg:
 	$(TOP)/tests/pkg/run
+
+check-pkg-amd64:
+	$(TOP)/tests/pkg/dkms-amd64
 
 check-dtool:
 	$(MAKE) -C $(TOP)/tools/dtool check

@@ -67,7 +67,8 @@ rng_read() {
 	[ "$(gzip -c /tmp/rnd | wc -c)" -gt $(($1 * 1000)) ]
 }
 
-# The one virtio disk of the VM is ours: QEMU's virt machine has none.
+# The one virtio disk of the VM is ours: neither QEMU's arm64 virt machine
+# nor the amd64 PC of the harness has one.
 blk_dev() {
 	for d in /sys/block/vd*; do
 		[ -e "$d" ] || continue

@@ -12,7 +12,8 @@
 #       tools/, include/, tests/guest/ without build outputs into <dst>.
 #   vmsg_build_modules [--bind <d>]... <kernel-version> <dir> [make args...]
 #       make -C <dir> KDIR=/lib/modules/<abi>/build ARCH=arm64
-#       CROSS_COMPILE=aarch64-linux-gnu- [args] in the kernel's chroot, with
+#       CROSS_COMPILE=aarch64-linux-gnu- (amd64: ARCH=x86) [args] in the
+#       kernel's chroot, with
 #       make -j$VMSG_MAKEJ (default: all cores); <dir> and every --bind dir
 #       are visible at the same path.  Output to stdout/stderr.
 #   vmsg_collect_modules <dir> <out>
@@ -25,6 +26,9 @@
 #       Static arm64 <out>/vmsg-test from <dir>/tests/guest/vmsg-test.c and
 #       <out>/vmsg-peer from tests/guest/vmsg-peer.c with the backend's
 #       device code (-Wall -Wextra).
+#
+# Everything is for VMSG_ARCH (arm64 by default; amd64: native gcc in the
+# trixie amd64 chroot, static glibc).
 
 [[ -n "${_VMSG_BUILD_SH:-}" ]] && return 0
 _VMSG_BUILD_SH=1
@@ -55,7 +59,7 @@ vmsg_copy_tool_sources() {
 }
 
 vmsg_build_modules() {
-	local binds=() kver dir
+	local binds=() kver dir kb
 	while [[ "${1:-}" == --bind ]]; do
 		binds+=(--bind "$2")
 		shift 2
@@ -64,9 +68,10 @@ vmsg_build_modules() {
 	shift 2
 	vmsg_kernel_fetch "$kver" || return
 	dir="$(cd "$dir" && pwd)"
+	mapfile -t kb < <(vmsg_kbuild_args)
 	(cd "$dir" && vmsg_chroot_run --kernel "$kver" --bind "$dir" "${binds[@]}" -- \
 		make -j"${VMSG_MAKEJ:-$(nproc)}" -C "$dir" KDIR="/lib/modules/$VMSG_KABI/build" \
-		ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- "$@")
+		"${kb[@]}" "$@")
 }
 
 vmsg_collect_modules() {
@@ -87,16 +92,17 @@ vmsg_collect_modules() {
 }
 
 vmsg_build_backend() {
-	local dir out
+	local dir out triplet
 	dir="$(cd "$1" && pwd)"
 	out="$2"
+	triplet="$(vmsg_triplet)" || return 1
 	[[ -f "$dir/tools/Makefile" ]] || { echo "no tools/Makefile" >&2; return 1; }
 	mkdir -p "$out"
 	(cd "$dir" && vmsg_chroot_run --bind "$dir" -- make -j"${VMSG_MAKEJ:-$(nproc)}" \
-		-C "$dir/tools" CC=aarch64-linux-gnu-gcc STATIC=1) || return 1
+		-C "$dir/tools" CC="$triplet-gcc" STATIC=1) || return 1
 	vmsg_need_cmd file file
-	file -b "$dir/tools/virtio-msg-backend" | grep -q 'ARM aarch64.*statically' ||
-		{ echo "tools/virtio-msg-backend is not a static arm64 executable" >&2; return 1; }
+	file -b "$dir/tools/virtio-msg-backend" | grep -q "$(vmsg_file_arch_re).*statically" ||
+		{ echo "tools/virtio-msg-backend is not a static $(vmsg_arch) executable" >&2; return 1; }
 	cp "$dir/tools/virtio-msg-backend" "$out/"
 }
 
@@ -105,10 +111,10 @@ vmsg_build_vmsg_test() {
 	dir="$(cd "$1" && pwd)"
 	out="$(mkdir -p "$2" && cd "$2" && pwd)"
 	[[ -f "$dir/tests/guest/vmsg-test.c" ]] || { echo "no tests/guest/vmsg-test.c" >&2; return 1; }
-	(cd "$dir" && vmsg_chroot_run --bind "$dir" --bind "$out" -- aarch64-linux-gnu-gcc -static \
+	(cd "$dir" && vmsg_chroot_run --bind "$dir" --bind "$out" -- "$(vmsg_triplet)-gcc" -static \
 		-O2 -g -Wall -Wextra -I include/uapi -o "$out/vmsg-test" \
 		tests/guest/vmsg-test.c -lpthread) || return
-	(cd "$dir" && vmsg_chroot_run --bind "$dir" --bind "$out" -- aarch64-linux-gnu-gcc -static \
+	(cd "$dir" && vmsg_chroot_run --bind "$dir" --bind "$out" -- "$(vmsg_triplet)-gcc" -static \
 		-O2 -g -Wall -Wextra -D_GNU_SOURCE -I include/uapi -I tools/backend \
 		-o "$out/vmsg-peer" tests/guest/vmsg-peer.c tools/backend/codec.c \
 		tools/backend/log.c tools/backend/transport.c tools/backend/virtqueue.c \

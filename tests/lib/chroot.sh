@@ -2,6 +2,9 @@
 # tests/lib/chroot.sh - Debian build chroot for cross-building arm64 modules
 # against Debian's own linux-headers with exactly the kernel's compiler
 # (kernel-api-drift.md §2, recipe B: no make-line overrides needed).
+# With VMSG_ARCH=amd64 the chroot has the native gcc-<major> and libc6-dev
+# instead (the amd64 kernels are the host's own architecture): a separate
+# chroot-<suite>-amd64-<tag>, so the arm64 one stays exactly as it was.
 #
 # Public interface:
 #   vmsg_chroot_ensure [suite] [gcc-major]
@@ -22,7 +25,8 @@
 #       it lies inside a bound dir.  Exit status is <cmd>'s.
 #   vmsg_chroot_make_modules <kernel-version> <moddir> [make args...]
 #       Shorthand: make -C /lib/modules/<abi>/build M=<moddir> ARCH=arm64
-#       CROSS_COMPILE=aarch64-linux-gnu- modules (moddir is bound in).
+#       CROSS_COMPILE=aarch64-linux-gnu- modules (moddir is bound in);
+#       ARCH=x86 for VMSG_ARCH=amd64.
 #   vmsg_sparse
 #       Prints the path of a cached sparse binary new enough for every
 #       kernel (sid's; see below).  Bind its directory into the chroot and
@@ -44,16 +48,37 @@ source "$(dirname "${BASH_SOURCE[0]}")/kernels.sh"
 # debootstrap installs no Recommends; libssl3t64/libelf for kbuild's host
 # tools (sign-file, objtool, resolve_btfids); python3 for kernel-doc (W=1).
 VMSG_CHROOT_PACKAGES="make,libc6-dev-arm64-cross,bc,kmod,file,dwarves,device-tree-compiler,xz-utils,zstd,libssl3t64,libelf1t64,python3"
+# amd64 (native): libc6-dev also gives the static libc for the guest programs.
+VMSG_CHROOT_PACKAGES_AMD64="make,libc6-dev,bc,kmod,file,dwarves,device-tree-compiler,xz-utils,zstd,libssl3t64,libelf1t64,python3"
+
+# Package list (besides gcc) of the VMSG_ARCH chroot.
+_vmsg_chroot_packages() {
+	case "$(vmsg_arch)" in
+	arm64) printf '%s\n' "$VMSG_CHROOT_PACKAGES" ;;
+	amd64) printf '%s\n' "$VMSG_CHROOT_PACKAGES_AMD64" ;;
+	esac
+}
+
+# The compiler package of the VMSG_ARCH chroot for gcc major <gcc>.
+_vmsg_chroot_gcc_pkg() {
+	case "$(vmsg_arch)" in
+	arm64) printf 'gcc-%s-aarch64-linux-gnu\n' "$1" ;;
+	amd64) printf 'gcc-%s\n' "$1" ;;
+	esac
+}
 
 vmsg_chroot_dir() {
-	local tag
-	tag="$(printf '%s' "$VMSG_CHROOT_PACKAGES" | md5sum | cut -c1-8)"
-	printf '%s/chroot-%s-%s\n' "$(vmsg_cache)" "${1:-trixie}" "$tag"
+	local tag arch sfx=""
+	arch="$(vmsg_arch)" || return 1
+	[[ "$arch" == arm64 ]] || sfx="-$arch"
+	tag="$(_vmsg_chroot_packages | tr -d '\n' | md5sum | cut -c1-8)"
+	printf '%s/chroot-%s%s-%s\n' "$(vmsg_cache)" "${1:-trixie}" "$sfx" "$tag"
 }
 
 _vmsg_chroot_create() {
-	local suite="$1" gcc="$2" root tmp keyring=()
-	root="$(vmsg_chroot_dir "$suite")"
+	local suite="$1" gcc="$2" root tmp keyring=() triplet
+	root="$(vmsg_chroot_dir "$suite")" || return 1
+	triplet="$(vmsg_triplet)"
 	[[ -f "$root/.complete-gcc$gcc" ]] && return 0
 	vmsg_need_cmd debootstrap debootstrap unshare util-linux flock util-linux
 	if [[ ! -f "$root/.complete" ]]; then
@@ -64,23 +89,25 @@ _vmsg_chroot_create() {
 		# that chroot is made first (a different lock: no deadlock).
 		if [[ "$suite" != trixie ]]; then
 			local tk
-			vmsg_chroot_ensure trixie 14 >/dev/null || return 1
-			tk="$(vmsg_chroot_dir trixie)/usr/share/keyrings/debian-archive-keyring.gpg"
+			VMSG_ARCH=arm64 vmsg_chroot_ensure trixie 14 >/dev/null || return 1
+			tk="$(VMSG_ARCH=arm64 vmsg_chroot_dir trixie)/usr/share/keyrings/debian-archive-keyring.gpg"
 			[[ -f "$tk" ]] && keyring=(--keyring="$tk")
 		fi
-		vmsg_log "debootstrap $suite chroot (once; ~1 min)"
+		local dlog
+		dlog="$(vmsg_cache)/debootstrap-$(basename "$root" | sed 's/^chroot-//; s/-[0-9a-f]*$//').log"
+		vmsg_log "debootstrap $suite chroot for $(vmsg_arch) (once; ~1 min)"
 		debootstrap --variant=minbase "${keyring[@]}" \
-			--include="gcc-$gcc-aarch64-linux-gnu,$VMSG_CHROOT_PACKAGES" \
-			"$suite" "$tmp" "$(vmsg_mirror)" >"$(vmsg_cache)/debootstrap-$suite.log" 2>&1 ||
-			{ tail -20 "$(vmsg_cache)/debootstrap-$suite.log" >&2; vmsg_log "debootstrap failed"; return 1; }
+			--include="$(_vmsg_chroot_gcc_pkg "$gcc"),$(_vmsg_chroot_packages)" \
+			"$suite" "$tmp" "$(vmsg_mirror)" >"$dlog" 2>&1 ||
+			{ tail -20 "$dlog" >&2; vmsg_log "debootstrap failed"; return 1; }
 		# Keep no mirror host name anywhere: apt sources, lists, logs.
 		rm -rf "$tmp/etc/apt/sources.list" "$tmp/etc/apt/sources.list.d/"* \
 			"$tmp/var/lib/apt/lists/"* "$tmp/var/cache/apt/"*.bin \
 			"$tmp/var/cache/apt/archives/"*.deb "$tmp/var/log/"* "$tmp/debootstrap"
-		sed -i "s|$(vmsg_mirror)|MIRROR|g" "$(vmsg_cache)/debootstrap-$suite.log"
+		sed -i "s|$(vmsg_mirror)|MIRROR|g" "$dlog"
 		mv "$tmp" "$root"
 		touch "$root/.complete"
-	elif [[ ! -x "$root/usr/bin/aarch64-linux-gnu-gcc-$gcc" ]]; then
+	elif [[ ! -x "$root/usr/bin/$triplet-gcc-$gcc" ]]; then
 		# An existing chroot of this suite lacks this compiler: that would
 		# need apt sources inside the chroot again; simplest is to rebuild.
 		vmsg_log "chroot-$suite lacks gcc-$gcc; recreating"
@@ -92,14 +119,16 @@ _vmsg_chroot_create() {
 	# (tools/, hello-world tests); Debian ships only the -<N> names.
 	local t
 	for t in gcc cpp; do
-		ln -sfn "aarch64-linux-gnu-$t-$gcc" "$root/usr/bin/aarch64-linux-gnu-$t"
+		ln -sfn "$triplet-$t-$gcc" "$root/usr/bin/$triplet-$t"
 	done
 	touch "$root/.complete-gcc$gcc"
 }
 
 vmsg_chroot_ensure() {
-	local suite="${1:-trixie}" gcc="${2:-14}"
-	vmsg_with_lock "chroot-$suite" _vmsg_chroot_create "$suite" "$gcc" || return 1
+	local suite="${1:-trixie}" gcc="${2:-14}" lock
+	lock="$(basename "$(vmsg_chroot_dir "$suite")")" || return 1
+	lock="${lock%-*}"
+	vmsg_with_lock "$lock" _vmsg_chroot_create "$suite" "$gcc" || return 1
 	vmsg_chroot_dir "$suite"
 }
 
@@ -160,13 +189,14 @@ vmsg_chroot_run() {
 }
 
 vmsg_chroot_make_modules() {
-	local kver="$1" moddir="$2"
+	local kver="$1" moddir="$2" kb
 	shift 2
 	vmsg_kernel_fetch "$kver" || return
 	moddir="$(cd "$moddir" && pwd)"
+	mapfile -t kb < <(vmsg_kbuild_args)
 	vmsg_chroot_run --kernel "$kver" --bind "$moddir" -- \
 		make -j"$(nproc)" -C "/lib/modules/$VMSG_KABI/build" M="$moddir" \
-		ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- "$@" modules
+		"${kb[@]}" "$@" modules
 }
 
 # sparse for C=2 checks.  Debian trixie's sparse 0.6.4 cannot parse the

@@ -137,3 +137,39 @@ vmsg_with_lock() {
 		"$@"
 	) 9>"$lock"
 }
+
+# Target architecture of the kernels, modules and guest programs:
+# VMSG_ARCH=arm64 (default: Debian arm64 kernels, cross-built, booted with
+# qemu-system-aarch64) or amd64 (Debian amd64 kernels, built natively,
+# booted with qemu-system-x86_64).  Prints it; dies on anything else.
+vmsg_arch() {
+	case "${VMSG_ARCH:-arm64}" in
+	arm64 | amd64) printf '%s\n' "${VMSG_ARCH:-arm64}" ;;
+	*) vmsg_die "VMSG_ARCH=$VMSG_ARCH: only arm64 and amd64 are supported" ;;
+	esac
+}
+
+# kbuild's arguments for the target architecture (the compiler itself,
+# with its version, comes from the Debian headers' Makefile).
+vmsg_kbuild_args() {
+	case "$(vmsg_arch)" in
+	arm64) printf '%s\n' ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- ;;
+	amd64) printf '%s\n' ARCH=x86 ;;
+	esac
+}
+
+# GNU triplet of the target (the chroot's unversioned <triplet>-gcc).
+vmsg_triplet() {
+	case "$(vmsg_arch)" in
+	arm64) printf '%s\n' aarch64-linux-gnu ;;
+	amd64) printf '%s\n' x86_64-linux-gnu ;;
+	esac
+}
+
+# What file(1) says about an executable of the target architecture.
+vmsg_file_arch_re() {
+	case "$(vmsg_arch)" in
+	arm64) printf '%s\n' 'ARM aarch64' ;;
+	amd64) printf '%s\n' 'x86-64' ;;
+	esac
+}

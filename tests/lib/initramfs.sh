@@ -1,6 +1,7 @@
 # shellcheck shell=bash source-path=SCRIPTDIR
 # tests/lib/initramfs.sh - busybox initramfs for booting a Debian arm64
-# kernel under QEMU and running one guest test script.
+# (VMSG_ARCH=amd64: amd64) kernel under QEMU and running one guest test
+# script.
 #
 # Public interface:
 #   vmsg_initramfs_build --kernel <ver> --script <run.sh> --out <file>
@@ -10,14 +11,18 @@
 #       --modules  directory whose *.ko (searched recursively) go to
 #                  /lib/modules/<abi>/updates/ (depmod is run, so
 #                  `modprobe <name>` resolves dependencies on Debian modules)
-#       --progs    directory whose regular files go to /usr/bin (static arm64)
+#       --progs    directory whose regular files go to /usr/bin (static
+#                  executables of the kernel's architecture)
 #       --files    directory copied as-is into /test (helpers, data)
 #       --env      file of NAME='value' lines (sh syntax), installed as
 #                  /etc/vmrun.env and exported to the guest script
 #   VMSG_INITRAMFS_MODULES  Debian modules to include, as paths relative to
 #       /lib/modules/<abi> (a dir or one .ko) or bare module names; their
 #       dependencies are added automatically.  Default: virtio, hw_random,
-#       block and arm_ffa drivers (+ virtio_mmio, which Debian builds as =m).
+#       block and arm_ffa drivers (+ virtio_mmio, which Debian builds as =m);
+#       for amd64 the virtio drivers, virtio_rng and virtio_blk
+#       (VMSG_INITRAMFS_MODULES_AMD64: the amd64 kernels' block and
+#       hw_random directories pull in dozens of unrelated drivers).
 #   VMSG_INITRAMFS_COMPRESS  none|gzip|zstd (default gzip: every Debian
 #       kernel has RD_GZIP=y).
 #
@@ -25,7 +30,8 @@
 #   VMRUN-START                      /init is about to run /test/run.sh
 #   VMRUN-EXIT=<status>              the script's exit status
 #   VMRUN-DMESG-BEGIN ... VMRUN-DMESG-END   full dmesg after the script
-# then the guest powers off (poweroff -f → PSCI SYSTEM_OFF → QEMU exits).
+# then the guest powers off (poweroff -f → PSCI SYSTEM_OFF, on amd64 ACPI
+# S5 → QEMU exits).
 
 [[ -n "${_VMSG_INITRAMFS_SH:-}" ]] && return 0
 _VMSG_INITRAMFS_SH=1
@@ -35,13 +41,33 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/kernels.sh"
 
 VMSG_INITRAMFS_MODULES_DEFAULT="kernel/drivers/virtio kernel/drivers/char/hw_random kernel/drivers/block kernel/drivers/firmware/arm_ffa"
+VMSG_INITRAMFS_MODULES_AMD64="kernel/drivers/virtio virtio_rng virtio_blk"
 
-# busybox-static for arm64 from trixie (cached).  Prints the binary's path.
+# The default module selection for VMSG_ARCH.
+vmsg_initramfs_default_modules() {
+	case "$(vmsg_arch)" in
+	arm64) printf '%s\n' "$VMSG_INITRAMFS_MODULES_DEFAULT virtio_mmio" ;;
+	amd64) printf '%s\n' "$VMSG_INITRAMFS_MODULES_AMD64" ;;
+	esac
+}
+
+# busybox-static for VMSG_ARCH from trixie (cached in busybox/ for arm64,
+# busybox-<arch>/ for the others).  Prints the binary's path.
+_vmsg_busybox_dir() {
+	local arch
+	arch="$(vmsg_arch)" || return 1
+	if [[ "$arch" == arm64 ]]; then
+		printf '%s/busybox\n' "$(vmsg_cache)"
+	else
+		printf '%s/busybox-%s\n' "$(vmsg_cache)" "$arch"
+	fi
+}
+
 _vmsg_busybox_locked() {
 	local dir idx line rel sha ver deb
-	dir="$(vmsg_cache)/busybox"
+	dir="$(_vmsg_busybox_dir)" || return 1
 	[[ -x "$dir/bin/busybox" ]] && return 0
-	idx="$(vmsg_index trixie arm64)" || return 1
+	idx="$(vmsg_index trixie "$(vmsg_arch)")" || return 1
 	line="$(_vmsg_index_lookup "$idx" busybox-static)"
 	[[ -n "$line" ]] || { vmsg_log "busybox-static not in the trixie index"; return 1; }
 	IFS=$'\t' read -r ver rel sha _ _ <<<"$line"
@@ -57,8 +83,10 @@ _vmsg_busybox_locked() {
 }
 
 vmsg_busybox() {
-	vmsg_with_lock busybox _vmsg_busybox_locked || return 1
-	printf '%s/busybox/bin/busybox\n' "$(vmsg_cache)"
+	local dir
+	dir="$(_vmsg_busybox_dir)" || return 1
+	vmsg_with_lock "$(basename "$dir")" _vmsg_busybox_locked || return 1
+	printf '%s/bin/busybox\n' "$dir"
 }
 
 # Base module tree for one kernel and module selection, decompressed (busybox
@@ -200,10 +228,10 @@ vmsg_initramfs_build() {
 	vmsg_kernel_fetch "$kver" || return
 	local bb sel key base stage
 	bb="$(vmsg_busybox)" || return 1
-	sel="${VMSG_INITRAMFS_MODULES:-$VMSG_INITRAMFS_MODULES_DEFAULT virtio_mmio}"
+	sel="${VMSG_INITRAMFS_MODULES:-$(vmsg_initramfs_default_modules)}"
 	key="$(printf '%s' "$sel" | md5sum | cut -c1-12)"
 	base="$VMSG_KDIR/initramfs-mods-$key"
-	vmsg_with_lock "modbase-$kver" _vmsg_modbase_locked "$sel" "$base" || return 1
+	vmsg_with_lock "modbase-$(basename "$VMSG_KDIR")" _vmsg_modbase_locked "$sel" "$base" || return 1
 
 	stage="$(mktemp -d "${TMPDIR:-/tmp}/vmsg-initramfs.XXXXXX")"
 	local rc=0

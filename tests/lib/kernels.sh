@@ -1,11 +1,13 @@
 # shellcheck shell=bash source-path=SCRIPTDIR
-# tests/lib/kernels.sh - fetch and unpack Debian arm64 distro kernels.
+# tests/lib/kernels.sh - fetch and unpack Debian arm64 (or, with
+# VMSG_ARCH=amd64, amd64) distro kernels.
 #
 # Public interface (source this file, then call):
 #   vmsg_kernel_fetch <version>   e.g. 6.16.12, 7.3.4, 7.2.13 (sid)
 #       Downloads (cached) the kernel Image, its modules, linux-headers
 #       (arch + common) and the amd64 linux-kbuild, unpacks them once into
-#       $(vmsg_cache)/kernels/<version>/root and sets the variables below.
+#       $(vmsg_cache)/kernels/<version>/root (amd64: kernels/<version>-amd64)
+#       and sets the variables below.
 #       Returns 77 (VMSG_EXIT_SKIP) and prints "SKIP: ..." when the mirror
 #       does not have the version; returns 1 on other errors.
 #   vmsg_kernel_load <version>    same variables from an already fetched
@@ -14,15 +16,19 @@
 # Variables set by both:
 #   VMSG_KVER     upstream version (6.16.12)
 #   VMSG_KABI     kernel release / module dir name (6.16.12+deb13-arm64)
+#   VMSG_KARCH    Debian architecture of the kernel (arm64, amd64)
 #   VMSG_KDEBVER  Debian package version (6.16.12-1~bpo13+1)
 #   VMSG_KSUITE   suite it came from (trixie-backports, sid)
 #   VMSG_KDIR     per-kernel cache dir; VMSG_KROOT = $VMSG_KDIR/root
-#   VMSG_KIMAGE   the kernel Image QEMU boots (uncompressed arm64 Image)
+#   VMSG_KIMAGE   the kernel image QEMU boots (uncompressed arm64 Image,
+#                 amd64 bzImage)
 #   VMSG_KMODDIR  unpacked modules tree (.../modules/<abi>)
 #   VMSG_KCONFIG  the kernel .config
 #   VMSG_KHDRS    root/usr/src/linux-headers-<abi> (what .../build points to)
 #   VMSG_KGCC     major version of the gcc that built the kernel (14, 16...)
-#   VMSG_KCHROOT_SUITE  Debian suite whose cross gcc matches (trixie, sid)
+#   VMSG_KCHROOT_SUITE  Debian suite whose (cross) gcc matches (trixie, sid)
+#
+# The architecture is VMSG_ARCH (common.sh: vmsg_arch), arm64 by default.
 #
 # Tunables: VMSG_KERNEL_SUITES (default "trixie-backports sid"),
 #   VMSG_INDEX_MAX_AGE seconds a cached Packages index is trusted (86400),
@@ -106,21 +112,22 @@ _vmsg_locate_deb() {
 # Work out ABI, suite and the list of .debs for <version>.  Sets VMSG_KABI,
 # VMSG_KDEBVER, VMSG_KSUITE and _VMSG_DEBS; returns 77 when unavailable.
 _vmsg_kernel_resolve() {
-	local ver="$1" suite idx idx64 pkg line deps abi debver base
-	local re="^Package: linux-image-${ver//./\\.}\\+deb[0-9]+-arm64\$"
+	local ver="$1" suite idx idx64 pkg line deps abi debver base arch
+	arch="$(vmsg_arch)" || return 1
+	local re="^Package: linux-image-${ver//./\\.}\\+deb[0-9]+-$arch\$"
 	local neterr=0
 	_VMSG_DEBS=()
 	for suite in ${VMSG_KERNEL_SUITES:-trixie-backports sid}; do
-		idx="$(vmsg_index "$suite" arm64)" || { neterr=1; continue; }
+		idx="$(vmsg_index "$suite" "$arch")" || { neterr=1; continue; }
 		pkg="$(grep -E -m1 "$re" "$idx" | cut -d' ' -f2)"
 		if [[ -z "$pkg" ]]; then
 			# A stale cached index may predate the upload: refresh once.
-			idx="$(vmsg_index "$suite" arm64 force)" || { neterr=1; continue; }
+			idx="$(vmsg_index "$suite" "$arch" force)" || { neterr=1; continue; }
 			pkg="$(grep -E -m1 "$re" "$idx" | cut -d' ' -f2)"
 		fi
 		[[ -n "$pkg" ]] || continue
 		abi="${pkg#linux-image-}"            # 6.16.12+deb13-arm64
-		base="${abi%-arm64}"                 # 6.16.12+deb13
+		base="${abi%-"$arch"}"               # 6.16.12+deb13
 		line="$(_vmsg_index_lookup "$idx" "$pkg")"
 		IFS=$'\t' read -r debver _ _ _ deps <<<"$line"
 		# " a b c ": names only, so membership tests are exact word matches.
@@ -131,23 +138,23 @@ _vmsg_kernel_resolve() {
 		# linux-binary-* (Image), linux-modules-* and linux-base-*; before
 		# that linux-image-* itself carries Image and modules.
 		if [[ "$deps" == *" linux-binary-$abi "* ]]; then
-			_vmsg_locate_deb "$idx" "linux-binary-$abi" "$debver" arm64 ||
-				_vmsg_locate_deb "$idx" "linux-binary-unsigned-$abi" "$debver" arm64 || return 77
+			_vmsg_locate_deb "$idx" "linux-binary-$abi" "$debver" "$arch" ||
+				_vmsg_locate_deb "$idx" "linux-binary-unsigned-$abi" "$debver" "$arch" || return 77
 		else
-			_vmsg_locate_deb "$idx" "$pkg" "$debver" arm64 || return 77
+			_vmsg_locate_deb "$idx" "$pkg" "$debver" "$arch" || return 77
 		fi
 		if [[ "$deps" == *" linux-modules-$abi "* ]]; then
-			_vmsg_locate_deb "$idx" "linux-modules-$abi" "$debver" arm64 || return 77
+			_vmsg_locate_deb "$idx" "linux-modules-$abi" "$debver" "$arch" || return 77
 		fi
 		# linux-base-* (config, System.map) exists from 6.18; optional.
 		if [[ "$deps" == *" linux-base-$abi "* ]]; then
-			_vmsg_locate_deb "$idx" "linux-base-$abi" "$debver" arm64 || true
+			_vmsg_locate_deb "$idx" "linux-base-$abi" "$debver" "$arch" || true
 		fi
-		_vmsg_locate_deb "$idx" "linux-headers-$abi" "$debver" arm64 || return 77
+		_vmsg_locate_deb "$idx" "linux-headers-$abi" "$debver" "$arch" || return 77
 		_vmsg_locate_deb "$idx" "linux-headers-$base-common" "$debver" all || return 77
 		# kbuild host tools run in the amd64 chroot, so take the amd64 build.
 		_vmsg_locate_deb "$idx64" "linux-kbuild-$base" "$debver" amd64 || return 77
-		VMSG_KABI="$abi" VMSG_KDEBVER="$debver" VMSG_KSUITE="$suite"
+		VMSG_KABI="$abi" VMSG_KDEBVER="$debver" VMSG_KSUITE="$suite" VMSG_KARCH="$arch"
 		return 0
 	done
 	# "Not available" only when every index could be read; a network or
@@ -174,13 +181,29 @@ _vmsg_fetch_deb() {
 	printf '%s\n' "$dest"
 }
 
+# Cache dir of one kernel: kernels/<version> for arm64 (as it always was),
+# kernels/<version>-<arch> for the others.
+vmsg_kernel_cachedir() {
+	local arch
+	arch="$(vmsg_arch)" || return 1
+	if [[ "$arch" == arm64 ]]; then
+		printf '%s/kernels/%s\n' "$(vmsg_cache)" "$1"
+	else
+		printf '%s/kernels/%s-%s\n' "$(vmsg_cache)" "$1" "$arch"
+	fi
+}
+
 # Set the VMSG_K* variables from a fetched kernel's info file.
 vmsg_kernel_load() {
 	local ver="$1" kdir
-	kdir="$(vmsg_cache)/kernels/$ver"
+	kdir="$(vmsg_kernel_cachedir "$ver")" || return 1
 	[[ -f "$kdir/.complete" && -f "$kdir/info" ]] || return 1
+	unset VMSG_KARCH
 	# shellcheck source=/dev/null
 	source "$kdir/info"
+	# Info files written before amd64 support have no VMSG_KARCH.
+	VMSG_KARCH="${VMSG_KARCH:-arm64}"
+	[[ "$VMSG_KARCH" == "$(vmsg_arch)" ]] || return 1
 	VMSG_KVER="$ver"
 	VMSG_KDIR="$kdir"
 	VMSG_KROOT="$kdir/root"
@@ -188,18 +211,18 @@ vmsg_kernel_load() {
 	VMSG_KMODDIR="$VMSG_KROOT/$VMSG_KMODREL"
 	VMSG_KHDRS="$VMSG_KROOT/usr/src/linux-headers-$VMSG_KABI"
 	VMSG_KCONFIG="$VMSG_KHDRS/.config"
-	export VMSG_KVER VMSG_KABI VMSG_KDEBVER VMSG_KSUITE VMSG_KDIR VMSG_KROOT \
+	export VMSG_KVER VMSG_KABI VMSG_KARCH VMSG_KDEBVER VMSG_KSUITE VMSG_KDIR VMSG_KROOT \
 		VMSG_KIMAGE VMSG_KMODDIR VMSG_KHDRS VMSG_KCONFIG VMSG_KGCC VMSG_KCHROOT_SUITE
 }
 
 _vmsg_kernel_fetch_locked() {
 	local ver="$1" kdir rc=0 d rel sha deb gcc
-	kdir="$(vmsg_cache)/kernels/$ver"
+	kdir="$(vmsg_kernel_cachedir "$ver")" || return 1
 	[[ -f "$kdir/.complete" ]] && return 0
 	vmsg_need_cmd curl curl xz xz-utils dpkg-deb dpkg
 	_vmsg_kernel_resolve "$ver" || rc=$?
 	if ((rc)); then
-		((rc == 77)) && echo "SKIP: kernel $ver not available from the mirror" >&2
+		((rc == 77)) && echo "SKIP: kernel $ver ($(vmsg_arch)) not available from the mirror" >&2
 		return "$rc"
 	fi
 	vmsg_log "kernel $ver: ABI $VMSG_KABI, $VMSG_KDEBVER from $VMSG_KSUITE"
@@ -235,6 +258,7 @@ _vmsg_kernel_fetch_locked() {
 	[[ "$VMSG_KABI" == *+deb13-* ]] || csuite=sid
 	cat >"$kdir/info" <<-EOF
 		VMSG_KABI='$VMSG_KABI'
+		VMSG_KARCH='$VMSG_KARCH'
 		VMSG_KDEBVER='$VMSG_KDEBVER'
 		VMSG_KSUITE='$VMSG_KSUITE'
 		VMSG_KMODREL='$rel'
@@ -252,10 +276,11 @@ _vmsg_kernel_fetch_locked() {
 }
 
 vmsg_kernel_fetch() {
-	local ver="$1" rc=0
+	local ver="$1" rc=0 lock=""
 	[[ "$ver" =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || { echo "bad kernel version '$ver'" >&2; return 1; }
 	if ! vmsg_kernel_load "$ver"; then
-		vmsg_with_lock "kernel-$ver" _vmsg_kernel_fetch_locked "$ver" || rc=$?
+		[[ "$(vmsg_arch)" == arm64 ]] || lock="-$(vmsg_arch)"
+		vmsg_with_lock "kernel-$ver$lock" _vmsg_kernel_fetch_locked "$ver" || rc=$?
 		((rc == 0)) || return "$rc"
 		vmsg_kernel_load "$ver" || return 1
 	fi

@@ -1,6 +1,7 @@
 # shellcheck shell=bash source-path=SCRIPTDIR
-# tests/lib/qemu.sh - boot an arm64 kernel + initramfs under QEMU (TCG) and
-# judge the run from the console protocol written by tests/lib/initramfs.sh.
+# tests/lib/qemu.sh - boot an arm64 (VMSG_ARCH=amd64: amd64) kernel +
+# initramfs under QEMU (TCG) and judge the run from the console protocol
+# written by tests/lib/initramfs.sh.
 #
 # Public interface:
 #   vmsg_qemu_boot --image <Image> --initrd <cpio> --log <console.log>
@@ -11,6 +12,11 @@
 #           -nographic -no-reboot -kernel <Image> -initrd <cpio>
 #           -append "console=ttyAMA0 panic=-1 <VMSG_APPEND> <args>"
 #           [-dtb <merged.dtb>] $VMSG_QEMU_ARGS
+#       or, for VMSG_ARCH=amd64 (no device tree: --dtbo is refused),
+#         qemu-system-x86_64 -M pc -cpu max -smp 2 -m 1G -nographic
+#           -no-reboot -nic none -kernel <bzImage> -initrd <cpio>
+#           -append "console=ttyS0 panic=-1 <VMSG_APPEND> <args>"
+#           $VMSG_QEMU_ARGS
 #       streams the guest script's output to stdout, saves the whole
 #       console to --log and returns:
 #         the guest script's status (0..119 recommended), if the run
@@ -46,6 +52,15 @@ _vmsg_qemu_machine() {
 	[[ -n "${VMSG_QEMU_ARGS:-}" ]] && read -r -a extra <<<"$VMSG_QEMU_ARGS"
 	# shellcheck disable=SC2054  # "max,pauth=off" is one QEMU argument
 	_VMSG_QEMU_MACHINE=(-cpu max,pauth=off -smp 2 -m 1G -nographic -no-reboot "${extra[@]}")
+}
+
+# The amd64 machine: the PC (i440fx, ACPI power-off), no NIC (its option
+# ROM is not needed and nothing in the guest uses a network), serial
+# console on ttyS0.  The guest's only virtio devices are ours.
+_vmsg_qemu_machine_amd64() {
+	local extra=()
+	[[ -n "${VMSG_QEMU_ARGS:-}" ]] && read -r -a extra <<<"$VMSG_QEMU_ARGS"
+	_VMSG_QEMU_MACHINE=(-M pc -cpu max -smp 2 -m 1G -nographic -no-reboot -nic none "${extra[@]}")
 }
 
 vmsg_dtb_merge() {
@@ -90,11 +105,23 @@ vmsg_qemu_boot() {
 	done
 	[[ -f "$image" && -f "$initrd" && -n "$log" ]] ||
 		{ echo "vmsg_qemu_boot: --image, --initrd and --log are required" >&2; return "$VMSG_RC_HOST"; }
+	local arch
+	arch="$(vmsg_arch)" || return "$VMSG_RC_HOST"
+	if [[ "$arch" == amd64 && -n "$dtbo" ]]; then
+		echo "vmsg_qemu_boot: amd64 has no device tree; --dtbo is arm64 only" >&2
+		return "$VMSG_RC_HOST"
+	fi
 	# QEMU's default NIC on virt is virtio-net-pci, whose option ROM comes
 	# from ipxe-qemu (only a Recommends, which we don't install).
-	vmsg_need_cmd qemu-system-aarch64 qemu-system-arm timeout coreutils \
-		/usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu
-	_vmsg_qemu_machine
+	if [[ "$arch" == amd64 ]]; then
+		vmsg_need_cmd qemu-system-x86_64 qemu-system-x86 timeout coreutils \
+			/usr/share/seabios/bios-256k.bin seabios
+		_vmsg_qemu_machine_amd64
+	else
+		vmsg_need_cmd qemu-system-aarch64 qemu-system-arm timeout coreutils \
+			/usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu
+		_vmsg_qemu_machine
+	fi
 	mkdir -p "$(dirname "$log")"
 	workdir="${workdir:-$(dirname "$log")}"
 	local dtbargs=()
@@ -109,6 +136,11 @@ vmsg_qemu_boot() {
 	local cmd=(qemu-system-aarch64 -M virt "${_VMSG_QEMU_MACHINE[@]}"
 		-kernel "$image" -initrd "$initrd"
 		-append "console=ttyAMA0 panic=-1 ${VMSG_APPEND-quiet} $append" "${dtbargs[@]}")
+	if [[ "$arch" == amd64 ]]; then
+		cmd=(qemu-system-x86_64 "${_VMSG_QEMU_MACHINE[@]}"
+			-kernel "$image" -initrd "$initrd"
+			-append "console=ttyS0 panic=-1 ${VMSG_APPEND-quiet} $append")
+	fi
 	printf '# %s\n' "${cmd[*]}" >"$log"
 	vmsg_log "booting (timeout ${timeout}s), console log: $log"
 	local rc=0 t0
@@ -118,8 +150,10 @@ vmsg_qemu_boot() {
 	# streams just the guest script's output, live, without the CRs.
 	# (Inside if/else a caller's errexit is not triggered, and PIPESTATUS
 	# still holds the pipeline's statuses, whether or not pipefail is set.)
+	# The start marker may follow the firmware's terminal escapes on the
+	# same line (SeaBIOS on amd64 leaves "ESC c ESC [2J" without a newline).
 	if timeout -k 10 "$timeout" "${cmd[@]}" </dev/null 2>&1 | tee -a "$log" |
-		awk '{ sub(/\r$/, "") } /^VMRUN-EXIT=/ { on = 0 } on { print; fflush() } /^VMRUN-START/ { on = 1 }'; then
+		awk '{ sub(/\r$/, "") } /^VMRUN-EXIT=/ { on = 0 } on { print; fflush() } /VMRUN-START$/ { on = 1 }'; then
 		rc="${PIPESTATUS[0]}"
 	else
 		rc="${PIPESTATUS[0]}"
@@ -136,7 +170,7 @@ vmsg_qemu_boot() {
 		echo "FAIL: guest did not report VMRUN-EXIT (panic or crash?); console log: $log" >&2
 		# Output after VMRUN-START was already streamed; otherwise show how
 		# the boot ended.
-		grep -q '^VMRUN-START' "$log" || tr -d '\r' <"$log" | tail -25 >&2
+		grep -q 'VMRUN-START.\{0,1\}$' "$log" || tr -d '\r' <"$log" | tail -25 >&2
 		return "$VMSG_RC_NOEXIT"
 	fi
 	local dmesg="${log%.log}.dmesg"
