@@ -19,6 +19,17 @@
  *
  * read() returns exactly one message; write() takes exactly one message
  * (bytes after msg_size, up to max_msg_size, are ignored).
+ *
+ * Data-path notifications can bypass the message node, per virtqueue, the
+ * way vhost's kick and call fds do (VIRTIO_MSG_LB_F_VRING_FDS):
+ * VIRTIO_MSG_LB_IOC_SET_VRING_KICK binds an eventfd that the kernel signals
+ * where it would send EVENT_AVAIL for that queue (no notification data: the
+ * backend reads the avail index); VIRTIO_MSG_LB_IOC_SET_VRING_CALL binds an
+ * eventfd the backend signals instead of writing EVENT_USED (which stays
+ * accepted).  fd -1 unbinds.  A binding can be made as soon as the device
+ * exists (from the thread serving the message node too, e.g. on
+ * SET_VQUEUE), lasts across resets until it is replaced or unbound, and
+ * goes with the device.  Control messages always use the message node.
  */
 #ifndef _UAPI_LINUX_VIRTIO_MSG_LOOPBACK_H
 #define _UAPI_LINUX_VIRTIO_MSG_LOOPBACK_H
@@ -45,13 +56,28 @@ struct virtio_msg_lb_info {
 	__u32	max_devices;
 	char	msg_dev_name[32];	/* e.g. "virtio-msg-0", NUL-terminated */
 	__u64	pool_in_use;		/* bytes of the pool allocated now */
-	__u32	reserved[6];
+	__u32	features;		/* VIRTIO_MSG_LB_F_* */
+	__u32	reserved[5];
+};
+
+/* virtio_msg_lb_info.features */
+#define VIRTIO_MSG_LB_F_VRING_FDS	(1U << 0)	/* SET_VRING_KICK/_CALL */
+
+struct virtio_msg_lb_vring_fd {
+	__u32	dev_num;
+	__u32	index;		/* virtqueue index */
+	__s32	fd;		/* an eventfd, or -1 to unbind */
+	__u32	flags;		/* must be 0 */
 };
 
 #define VIRTIO_MSG_LB_IOC_MAGIC		'P'
 #define VIRTIO_MSG_LB_IOC_ADD		_IOW(VIRTIO_MSG_LB_IOC_MAGIC, 0, struct virtio_msg_lb_dev)
 #define VIRTIO_MSG_LB_IOC_REMOVE	_IOW(VIRTIO_MSG_LB_IOC_MAGIC, 1, struct virtio_msg_lb_dev)
 #define VIRTIO_MSG_LB_IOC_INFO		_IOR(VIRTIO_MSG_LB_IOC_MAGIC, 2, struct virtio_msg_lb_info)
+#define VIRTIO_MSG_LB_IOC_SET_VRING_KICK \
+	_IOW(VIRTIO_MSG_LB_IOC_MAGIC, 3, struct virtio_msg_lb_vring_fd)
+#define VIRTIO_MSG_LB_IOC_SET_VRING_CALL \
+	_IOW(VIRTIO_MSG_LB_IOC_MAGIC, 4, struct virtio_msg_lb_vring_fd)
 
 /*
  * The numbers of the RFC v1 series, kept for existing tools: direction
