@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * virtio-msg: private declarations of the transport core module.
+ * virtio-msg: private declarations of the transport module, shared by its
+ * files: the core (buses, devices), the request engine (virtio_msg_xfer.c),
+ * the config ops (virtio_msg_config.c), broken-device handling
+ * (virtio_msg_inflight.c), the codec and the DMA pool.
  */
 #ifndef _VIRTIO_MSG_INTERNAL_H
 #define _VIRTIO_MSG_INTERNAL_H
 
 #include <linux/completion.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
 #include <linux/virtio.h>
+#include <linux/workqueue.h>
 #include <linux/virtio_msg_bus.h>
 
 /*
@@ -48,9 +55,131 @@ static inline size_t virtio_msg_payload_len(const struct virtio_msg_header *msg)
 	return le16_to_cpu(msg->msg_size) - sizeof(*msg);
 }
 
-void virtio_msg_user_detach(struct virtio_msg_bus *bus);
+/* Queues a device may have; more is refused or capped (virtio_msg_config.c). */
+#define VMSG_MAX_VQS		1024
 
-/* Queue-pool plumbing between the core and compat/dma_pool.c */
+/*
+ * Departures from the letter of the spec that real peers make and that
+ * cost nothing to accept (README: "Peer profile").  Each is logged once
+ * per device; none of them lets a length or an index go unchecked.
+ */
+enum vmsg_tolerance {
+	VMSG_TOL_FEATURE_BITS,		/* num_feature_bits 0 or not a multiple of 32 */
+	VMSG_TOL_NO_MAX_VQS,		/* max_virtqueues 0: not reported */
+	VMSG_TOL_MANY_VQS,		/* max_virtqueues above our limit */
+	VMSG_TOL_FEATURE_BLOCKS,	/* num_blocks/block_index not what it carries */
+	VMSG_TOL_CONFIG_ECHO,		/* GET_CONFIG answer without offset/length */
+	VMSG_TOL_SET_CONFIG_EMPTY,	/* SET_CONFIG answered without payload */
+	VMSG_TOL_STATUS_EMPTY,		/* SET_DEVICE_STATUS answered without payload */
+	VMSG_TOL_VQUEUE_INDEX,		/* GET_VQUEUE answer for another index */
+	VMSG_TOL_CONFIG_EVENT_SHORT,	/* EVENT_CONFIG without generation/status */
+	VMSG_TOL_NO_TOKEN,		/* not tolerated: answers without the token */
+};
+
+/*
+ * What the device holds of one split virtqueue, seen from the rings: for
+ * each descriptor head, how often it was made available minus how often it
+ * came back used.  When the device dies this is what the transport returns
+ * to the driver itself, so that requests fail instead of waiting forever.
+ */
+struct virtio_msg_vq_track {
+	spinlock_t lock;	/* kicks, used events and the fail work race */
+	u16 *heads;		/* NULL: not tracked (packed ring) */
+	u16 avail_seen;
+	u16 used_seen;
+	bool lost;		/* rings moved more than a lap between scans */
+};
+
+struct virtio_msg_pending {
+	struct completion done;
+	struct virtio_msg_header *resp;
+	size_t resp_size;
+	ssize_t resp_len;
+	int err;
+	u16 token;
+	u8 msg_id;
+};
+
+struct virtio_msg_device {
+	struct virtio_device vdev;
+	struct virtio_msg_bus *bus;
+	u16 dev_num;
+
+	/* From GET_DEVICE_INFO */
+	u32 device_id;
+	u32 vendor_id;
+	u32 num_feature_bits;
+	u32 config_size;
+	u32 max_vqs;
+
+	/* Serialises requests; protects the buffers below. */
+	struct mutex xfer_lock;
+	struct virtio_msg_header *req;
+	struct virtio_msg_header *resp;
+	void *wire;
+	size_t canon_size;
+	u8 status;
+
+	/* Protected by bus->lookup_lock */
+	struct virtio_msg_pending *pending;
+	struct virtqueue **vqs;
+	bool registered;
+
+	struct virtio_msg_vq_track *track;	/* per queue index */
+	/* Broken device whose buffers the transport fails itself */
+	bool failing;
+	struct work_struct fail_work;
+
+	bool broken;
+	u32 config_generation;
+	unsigned long tolerated;	/* enum vmsg_tolerance bits, logged once */
+};
+
+static inline struct virtio_msg_device *to_vmsg_device(struct virtio_device *vdev)
+{
+	return container_of(vdev, struct virtio_msg_device, vdev);
+}
+
+static inline struct device *vmsg_dev(struct virtio_msg_device *vmdev)
+{
+	/* The bus device has no driver: its parent names the bus in messages. */
+	return vmdev->bus->parent;
+}
+
+/* Zeroed payload area of the request buffer; the caller holds xfer_lock. */
+static inline void *vmsg_req_payload(struct virtio_msg_device *vmdev, size_t len)
+{
+	void *payload = virtio_msg_payload(vmdev->req);
+
+	memset(payload, 0, len);
+	return payload;
+}
+
+/* virtio_msg_xfer.c: requests, answers and events */
+unsigned int vmsg_timeout_ms(void);
+ssize_t vmsg_xfer(struct virtio_msg_device *vmdev, u8 msg_id, size_t len,
+		  size_t resp_min);
+int vmsg_send_event(struct virtio_msg_device *vmdev, u8 msg_id,
+		    const void *payload, size_t len);
+void vmsg_fail_pending(struct virtio_msg_device *vmdev, int err);
+__printf(3, 4)
+void vmsg_tolerate(struct virtio_msg_device *vmdev, enum vmsg_tolerance what,
+		   const char *fmt, ...);
+
+/* virtio_msg_config.c: struct virtio_config_ops */
+extern const struct virtio_config_ops virtio_msg_config_ops;
+int vmsg_get_device_info(struct virtio_msg_device *vmdev);
+int vmsg_read_features(struct virtio_msg_device *vmdev, u64 *features);
+
+/* virtio_msg_inflight.c: what a broken device holds */
+void vmsg_mark_broken(struct virtio_msg_device *vmdev, const char *why);
+int vmsg_track_alloc(struct virtio_msg_device *vmdev, unsigned int index,
+		     unsigned int num);
+void vmsg_track_update(struct virtio_msg_device *vmdev, struct virtqueue *vq);
+void vmsg_track_free(struct virtio_msg_device *vmdev, unsigned int index);
+void vmsg_fail_work(struct work_struct *work);
+
+/* DMA pool plumbing between the core and virtio_msg_pool.c */
 int virtio_msg_pool_attach(struct virtio_msg_pool *pool, struct device *dma_dev);
 void virtio_msg_pool_detach(struct virtio_msg_pool *pool);
 bool virtio_msg_pool_is_bounce(const struct virtio_msg_pool *pool);

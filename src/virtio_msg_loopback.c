@@ -237,6 +237,7 @@ static int __init vmsg_lb_init(void)
 err_bus:
 	vmsg_lb = NULL;
 	virtio_msg_bus_unregister(&lb->bus);
+	virtio_msg_user_detach(&lb->bus);
 err_pool:
 	virtio_msg_pool_destroy(lb->pool);
 err_pdev:
@@ -254,6 +255,7 @@ static void __exit vmsg_lb_exit(void)
 	/* No new devices; then remove them while the backend can still answer. */
 	misc_deregister(&lb->misc);
 	virtio_msg_bus_unregister(&lb->bus);
+	virtio_msg_user_detach(&lb->bus);
 	virtio_msg_pool_destroy(lb->pool);
 	platform_device_unregister(lb->pdev);
 	kfree(lb);

@@ -361,7 +361,8 @@ int virtio_msg_user_attach(struct virtio_msg_bus *bus)
 	user->misc.minor = MISC_DYNAMIC_MINOR;
 	user->misc.name = user->name;
 	user->misc.fops = &vmsg_user_fops;
-	user->misc.parent = &bus->dev;
+	/* Not the bus device: the node outlives it, see _detach(). */
+	user->misc.parent = bus->parent;
 	/* The backend sees every DMA buffer of its devices: root only. */
 	user->misc.mode = 0600;
 	bus->user = user;
@@ -383,8 +384,9 @@ EXPORT_SYMBOL_NS_GPL(virtio_msg_user_attach, "VIRTIO_MSG");
  * virtio_msg_user_detach - remove the bus's /dev/virtio-msg-N
  * @bus: the bus
  *
- * Called by virtio_msg_bus_unregister() once the devices are gone.  Files
- * still open keep the node's state alive but see no bus any more.
+ * For the bus driver, after virtio_msg_bus_unregister(): the devices are
+ * shut down while the backend can still answer.  Files still open keep the
+ * node's state alive but see no bus any more.
  */
 void virtio_msg_user_detach(struct virtio_msg_bus *bus)
 {
@@ -403,6 +405,7 @@ void virtio_msg_user_detach(struct virtio_msg_bus *bus)
 	bus->user = NULL;
 	kref_put(&user->ref, vmsg_user_free);
 }
+EXPORT_SYMBOL_NS_GPL(virtio_msg_user_detach, "VIRTIO_MSG");
 
 const char *virtio_msg_user_name(struct virtio_msg_bus *bus)
 {

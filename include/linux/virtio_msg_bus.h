@@ -87,6 +87,7 @@ struct virtio_msg_bus {
 	spinlock_t lookup_lock;		/* pins devices found from events */
 	atomic_t token_seq;		/* request tokens of all devices */
 	struct work_struct lost_work;	/* removes devices of a lost peer */
+	bool unregistered;		/* under lookup_lock */
 	struct virtio_msg_user *user;
 };
 
@@ -130,6 +131,7 @@ u16 virtio_msg_wire_msg_size(enum virtio_msg_wire_format format,
 
 /* User-space message interface, /dev/virtio-msg-N */
 int virtio_msg_user_attach(struct virtio_msg_bus *bus);
+void virtio_msg_user_detach(struct virtio_msg_bus *bus);
 void virtio_msg_user_cancel(struct virtio_msg_bus *bus, u16 dev_num,
 			    u16 token);
 int virtio_msg_user_send(struct virtio_msg_bus *bus, const void *msg,

@@ -32,7 +32,7 @@
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
 
-#include "../src/virtio_msg_internal.h"
+#include "virtio_msg_internal.h"
 
 /* Bounce granule: small enough for 16-byte headers, cheap to track. */
 #define VMSG_POOL_SLOT_SHIFT	9
