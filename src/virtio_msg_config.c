@@ -18,6 +18,7 @@
 #include <linux/virtio_ring.h>
 
 #include "virtio_msg_internal.h"
+#include "virtio_msg_trace.h"
 
 /* A config read whose chunks disagree on the generation is retried. */
 #define VMSG_CONFIG_RETRIES	8
@@ -408,6 +409,9 @@ static bool vmsg_notify(struct virtqueue *vq)
 		ev.next_offset = cpu_to_le32(val);
 	}
 
+	atomic64_inc(&vmdev->stats.kicks);
+	trace_virtio_msg_event(vmdev->bus->id, vmdev->dev_num,
+			       VIRTIO_MSG_EVENT_AVAIL, vq->index, false);
 	return !vmsg_send_event(vmdev, VIRTIO_MSG_EVENT_AVAIL, &ev, sizeof(ev));
 }
 

@@ -394,6 +394,7 @@ int virtio_msg_bus_register(struct virtio_msg_bus *bus)
 		if (ret)
 			goto err_del;
 	}
+	vmsg_debugfs_bus_add(bus);
 	return 0;
 
 err_del:
@@ -428,6 +429,7 @@ void virtio_msg_bus_unregister(struct virtio_msg_bus *bus)
 	bus->unregistered = true;
 	spin_unlock_bh(&bus->lookup_lock);
 	cancel_work_sync(&bus->lost_work);
+	vmsg_debugfs_bus_remove(bus);
 	if (bus->pool)
 		virtio_msg_pool_detach(bus->pool);
 	device_del(&bus->dev);
@@ -438,6 +440,19 @@ void virtio_msg_bus_unregister(struct virtio_msg_bus *bus)
 	ida_free(&virtio_msg_bus_ida, bus->id);
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_unregister, "VIRTIO_MSG");
+
+static int __init virtio_msg_init(void)
+{
+	vmsg_debugfs_init();
+	return 0;
+}
+module_init(virtio_msg_init);
+
+static void __exit virtio_msg_exit(void)
+{
+	vmsg_debugfs_exit();
+}
+module_exit(virtio_msg_exit);
 
 MODULE_DESCRIPTION("virtio-msg transport");
 MODULE_LICENSE("GPL");

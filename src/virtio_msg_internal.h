@@ -92,12 +92,24 @@ struct virtio_msg_vq_track {
 
 struct virtio_msg_pending {
 	struct completion done;
+	u64 sent_ns;
 	struct virtio_msg_header *resp;
 	size_t resp_size;
 	ssize_t resp_len;
 	int err;
 	u16 token;
 	u8 msg_id;
+};
+
+/* Counters of one device, for debugfs; never used for decisions. */
+struct virtio_msg_dev_stats {
+	atomic64_t requests;
+	atomic64_t latency_ns;		/* sum over the answered requests */
+	atomic64_t timeouts;
+	atomic64_t kicks;		/* EVENT_AVAIL sent */
+	atomic64_t used;		/* EVENT_USED received */
+	atomic64_t config;		/* EVENT_CONFIG received */
+	atomic64_t dropped;		/* messages refused */
 };
 
 struct virtio_msg_device {
@@ -133,6 +145,7 @@ struct virtio_msg_device {
 	bool broken;
 	u32 config_generation;
 	unsigned long tolerated;	/* enum vmsg_tolerance bits, logged once */
+	struct virtio_msg_dev_stats stats;
 };
 
 static inline struct virtio_msg_device *to_vmsg_device(struct virtio_device *vdev)
@@ -179,7 +192,23 @@ void vmsg_track_update(struct virtio_msg_device *vmdev, struct virtqueue *vq);
 void vmsg_track_free(struct virtio_msg_device *vmdev, unsigned int index);
 void vmsg_fail_work(struct work_struct *work);
 
+/* virtio_msg_debugfs.c */
+void vmsg_debugfs_init(void);
+void vmsg_debugfs_exit(void);
+void vmsg_debugfs_bus_add(struct virtio_msg_bus *bus);
+void vmsg_debugfs_bus_remove(struct virtio_msg_bus *bus);
+
 /* DMA pool plumbing between the core and virtio_msg_pool.c */
+struct virtio_msg_pool_stats {
+	size_t size;
+	size_t in_use;
+	size_t in_use_max;	/* high-water mark */
+	u64 bounced;		/* bytes copied to or from bounce buffers */
+	bool bounce;		/* our allocator, not the kernel's pool ops */
+};
+
+void virtio_msg_pool_get_stats(struct virtio_msg_pool *pool,
+			       struct virtio_msg_pool_stats *stats);
 int virtio_msg_pool_attach(struct virtio_msg_pool *pool, struct device *dma_dev);
 void virtio_msg_pool_detach(struct virtio_msg_pool *pool);
 bool virtio_msg_pool_is_bounce(const struct virtio_msg_pool *pool);

@@ -53,6 +53,8 @@ struct virtio_msg_pool {
 	dma_addr_t bus_base;
 
 	struct gen_pool *gen;
+	atomic_long_t in_use_max;	/* high-water mark, for debugfs */
+	atomic64_t bounced;		/* bytes copied, for debugfs */
 	/* Per slot: the CPU buffer a streaming mapping bounces for. */
 	phys_addr_t *orig;
 	/* Bus addresses chosen by the bus driver (virtio_msg_pool_create_at) */
@@ -85,9 +87,10 @@ static phys_addr_t vmsg_pool_orig(struct virtio_msg_pool *pool, dma_addr_t addr)
 }
 
 /* Copies between a bounce buffer and the (possibly highmem) CPU buffer. */
-static void vmsg_pool_copy(phys_addr_t phys, void *bounce, size_t size,
-			   bool to_device)
+static void vmsg_pool_copy(struct virtio_msg_pool *pool, phys_addr_t phys,
+			   void *bounce, size_t size, bool to_device)
 {
+	atomic64_add(size, &pool->bounced);
 	while (size) {
 		size_t off = offset_in_page(phys);
 		size_t n = min_t(size_t, size, PAGE_SIZE - off);
@@ -102,6 +105,17 @@ static void vmsg_pool_copy(phys_addr_t phys, void *bounce, size_t size,
 		bounce += n;
 		size -= n;
 	}
+}
+
+/* Keeps the high-water mark; gen_pool_avail() is cheap with one chunk. */
+static void vmsg_pool_note_use(struct virtio_msg_pool *pool)
+{
+	long in_use = virtio_msg_pool_in_use(pool);
+	long max = atomic_long_read(&pool->in_use_max);
+
+	while (in_use > max &&
+	       !atomic_long_try_cmpxchg(&pool->in_use_max, &max, in_use))
+		;
 }
 
 static void vmsg_pool_exhausted(struct virtio_msg_pool *pool, size_t size)
@@ -128,6 +142,7 @@ static dma_addr_t vmsg_pool_map(struct virtio_msg_pool *pool, phys_addr_t phys,
 		vmsg_pool_exhausted(pool, size);
 		return DMA_MAPPING_ERROR;
 	}
+	vmsg_pool_note_use(pool);
 	addr = gen_pool_virt_to_phys(pool->gen, vaddr);
 	slot = (addr - pool->bus_base) >> VMSG_POOL_SLOT_SHIFT;
 	for (i = 0; i < DIV_ROUND_UP(size, VMSG_POOL_SLOT_SIZE); i++)
@@ -135,7 +150,7 @@ static dma_addr_t vmsg_pool_map(struct virtio_msg_pool *pool, phys_addr_t phys,
 
 	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) &&
 	    (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL))
-		vmsg_pool_copy(phys, (void *)vaddr, size, true);
+		vmsg_pool_copy(pool, phys, (void *)vaddr, size, true);
 	return addr;
 }
 
@@ -149,10 +164,10 @@ static void vmsg_pool_sync(struct virtio_msg_pool *pool, dma_addr_t addr,
 		return;
 	}
 	if (for_device && (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL))
-		vmsg_pool_copy(vmsg_pool_orig(pool, addr),
+		vmsg_pool_copy(pool, vmsg_pool_orig(pool, addr),
 			       vmsg_pool_vaddr(pool, addr), size, true);
 	if (!for_device && (dir == DMA_FROM_DEVICE || dir == DMA_BIDIRECTIONAL))
-		vmsg_pool_copy(vmsg_pool_orig(pool, addr),
+		vmsg_pool_copy(pool, vmsg_pool_orig(pool, addr),
 			       vmsg_pool_vaddr(pool, addr), size, false);
 }
 
@@ -183,6 +198,7 @@ static void *vmsg_pool_alloc(struct virtio_msg_pool *pool, size_t size,
 		vmsg_pool_exhausted(pool, size);
 		return NULL;
 	}
+	vmsg_pool_note_use(pool);
 	memset((void *)vaddr, 0, size);
 	*addr = gen_pool_virt_to_phys(pool->gen, vaddr);
 	return (void *)vaddr;
@@ -670,6 +686,16 @@ void virtio_msg_pool_destroy(struct virtio_msg_pool *pool)
 	kfree(pool);
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_destroy, "VIRTIO_MSG");
+
+void virtio_msg_pool_get_stats(struct virtio_msg_pool *pool,
+			       struct virtio_msg_pool_stats *stats)
+{
+	stats->size = pool->size;
+	stats->in_use = virtio_msg_pool_in_use(pool);
+	stats->in_use_max = atomic_long_read(&pool->in_use_max);
+	stats->bounced = atomic64_read(&pool->bounced);
+	stats->bounce = !pool->kernel_ops;
+}
 
 /* Do buffers of this pool pass through our own bounce allocator? */
 bool virtio_msg_pool_is_bounce(const struct virtio_msg_pool *pool)

@@ -29,6 +29,9 @@
 
 #include "virtio_msg_internal.h"
 
+#define CREATE_TRACE_POINTS
+#include "virtio_msg_trace.h"
+
 static unsigned int timeout_ms = 3000;
 module_param(timeout_ms, uint, 0644);
 MODULE_PARM_DESC(timeout_ms,
@@ -107,7 +110,6 @@ ssize_t vmsg_xfer(struct virtio_msg_device *vmdev, u8 msg_id, size_t len,
 	if (READ_ONCE(vmdev->broken))
 		return -EIO;
 
-	/* Token 0 marks events; requests never use it. */
 	/*
 	 * Tokens come from one counter per bus, not per device: a device
 	 * removed and added again must not reuse the tokens a late answer
@@ -132,6 +134,11 @@ ssize_t vmsg_xfer(struct virtio_msg_device *vmdev, u8 msg_id, size_t len,
 	vmdev->pending = &pending;
 	spin_unlock_bh(&bus->lookup_lock);
 
+	atomic64_inc(&vmdev->stats.requests);
+	trace_virtio_msg_request(bus->id, vmdev->dev_num, msg_id, pending.token,
+				 wire_len);
+	pending.sent_ns = ktime_get_ns();
+
 	ret = bus->ops->send(bus, vmdev->wire, wire_len, false);
 	if (!ret &&
 	    !wait_for_completion_timeout(&pending.done,
@@ -155,9 +162,12 @@ ssize_t vmsg_xfer(struct virtio_msg_device *vmdev, u8 msg_id, size_t len,
 	if (timed_out) {
 		if (bus->ops->cancel)
 			bus->ops->cancel(bus, vmdev->dev_num, pending.token);
+		atomic64_inc(&vmdev->stats.timeouts);
+		trace_virtio_msg_timeout(bus->id, vmdev->dev_num, msg_id,
+					 pending.token, vmsg_timeout_ms());
 		dev_err(vmsg_dev(vmdev), "device %u: no response to %s within %u ms\n",
 			vmdev->dev_num, virtio_msg_name(msg_id),
-			READ_ONCE(timeout_ms));
+			vmsg_timeout_ms());
 		vmsg_mark_broken(vmdev, "request timed out");
 		return -ETIMEDOUT;
 	}
@@ -213,6 +223,7 @@ static int vmsg_complete(struct virtio_msg_device *vmdev,
 {
 	struct virtio_msg_bus *bus = vmdev->bus;
 	struct virtio_msg_pending *pending = vmdev->pending;
+	u64 latency;
 	ssize_t n;
 
 	if (!pending || pending->msg_id != hdr->msg_id ||
@@ -234,6 +245,10 @@ static int vmsg_complete(struct virtio_msg_device *vmdev,
 	else
 		pending->resp_len = n;
 
+	latency = ktime_get_ns() - pending->sent_ns;
+	atomic64_add(latency, &vmdev->stats.latency_ns);
+	trace_virtio_msg_response(bus->id, vmdev->dev_num, hdr->msg_id,
+				  hdr->token, latency);
 	vmdev->pending = NULL;
 	complete(&pending->done);
 	return 0;
@@ -270,6 +285,9 @@ static int vmsg_event(struct virtio_msg_device *vmdev,
 		index = le32_to_cpu(ev.used.vq_index);
 		if (index >= vmdev->max_vqs || !vmdev->vqs)
 			return -EINVAL;
+		atomic64_inc(&vmdev->stats.used);
+		trace_virtio_msg_event(bus->id, vmdev->dev_num, hdr->msg_id,
+				       index, false);
 		/* A used event for a queue not (or no longer) set up is moot. */
 		if (vmdev->vqs[index]) {
 			vmsg_track_update(vmdev, vmdev->vqs[index]);
@@ -277,6 +295,9 @@ static int vmsg_event(struct virtio_msg_device *vmdev,
 		}
 		return 0;
 	case VIRTIO_MSG_EVENT_CONFIG:
+		atomic64_inc(&vmdev->stats.config);
+		trace_virtio_msg_event(bus->id, vmdev->dev_num, hdr->msg_id, 0,
+				       false);
 		/* Linaro's kernel reads no payload: the event itself counts. */
 		if (plen < sizeof(ev.config)) {
 			vmsg_tolerate(vmdev, VMSG_TOL_CONFIG_EVENT_SHORT,
@@ -340,7 +361,12 @@ int virtio_msg_bus_receive(struct virtio_msg_bus *bus, const void *msg,
 		ret = vmsg_complete(vmdev, &hdr, msg, len);
 	else
 		ret = vmsg_event(vmdev, &hdr, msg, len);
+	if (ret && vmdev)
+		atomic64_inc(&vmdev->stats.dropped);
 	spin_unlock_bh(&bus->lookup_lock);
+	if (ret)
+		trace_virtio_msg_dropped(bus->id, hdr.dev_num, hdr.type,
+					 hdr.msg_id, hdr.token, ret);
 	return ret;
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_bus_receive, "VIRTIO_MSG");

@@ -88,6 +88,7 @@ struct virtio_msg_bus {
 	atomic_t token_seq;		/* request tokens of all devices */
 	struct work_struct lost_work;	/* removes devices of a lost peer */
 	bool unregistered;		/* under lookup_lock */
+	struct dentry *debugfs;
 	struct virtio_msg_user *user;
 };
 
