@@ -396,6 +396,13 @@ static bool vmsg_notify(struct virtqueue *vq)
 
 	vmsg_track_update(vmdev, vq);
 
+	if (vmsg_vring_fd_kick(vmdev, vq->index)) {
+		atomic64_inc(&vmdev->stats.kicks);
+		trace_virtio_msg_event(vmdev->bus->id, vmdev->dev_num,
+				       VIRTIO_MSG_EVENT_AVAIL, vq->index, true);
+		return true;
+	}
+
 	if (__virtio_test_bit(vq->vdev, VIRTIO_F_NOTIFICATION_DATA)) {
 		/* vring_notification_data(): next offset/wrap in bits 31:16 */
 		u32 next = vring_notification_data(vq) >> 16;
@@ -419,7 +426,8 @@ static void vmsg_publish_vq(struct virtio_msg_device *vmdev,
 			    unsigned int index, struct virtqueue *vq)
 {
 	spin_lock_bh(&vmdev->bus->lookup_lock);
-	vmdev->vqs[index] = vq;
+	/* Read without the lock by calls through eventfds. */
+	WRITE_ONCE(vmdev->vqs[index], vq);
 	spin_unlock_bh(&vmdev->bus->lookup_lock);
 }
 
@@ -507,6 +515,7 @@ static void vmsg_del_vqs(struct virtio_device *vdev)
 	list_for_each_entry_safe(vq, n, &vdev->vqs, list) {
 		/* No EVENT_USED reaches the queue after this. */
 		vmsg_publish_vq(vmdev, vq->index, NULL);
+		vmsg_vring_fd_sync(vmdev, vq->index);
 
 		scoped_guard(mutex, &vmdev->xfer_lock) {
 			/* A reset device has no queues left to tear down. */
@@ -559,11 +568,13 @@ static int vmsg_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 
 static void vmsg_synchronize_cbs(struct virtio_device *vdev)
 {
-	struct virtio_msg_bus *bus = to_vmsg_device(vdev)->bus;
+	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
+	struct virtio_msg_bus *bus = vmdev->bus;
 
-	/* Callbacks run under lookup_lock. */
+	/* Callbacks run under lookup_lock, or from a call's irq_work. */
 	spin_lock_bh(&bus->lookup_lock);
 	spin_unlock_bh(&bus->lookup_lock);
+	vmsg_vring_fd_sync_all(vmdev);
 }
 
 static const char *vmsg_bus_name(struct virtio_device *vdev)

@@ -134,7 +134,11 @@ static void vmsg_device_unpublish(struct virtio_msg_device *vmdev)
 {
 	struct virtio_msg_bus *bus = vmdev->bus;
 
-	xa_erase(&bus->devices, vmdev->dev_num);
+	/* Binders find the device under vfd_lock: gone for them after this. */
+	scoped_guard(mutex, &bus->vfd_lock) {
+		xa_erase(&bus->devices, vmdev->dev_num);
+		vmsg_vring_fds_release(vmdev);
+	}
 	/* Wait for receivers that found the device before the erase. */
 	spin_lock_bh(&bus->lookup_lock);
 	vmdev->registered = false;
@@ -368,6 +372,7 @@ int virtio_msg_bus_register(struct virtio_msg_bus *bus)
 	bus->id = ret;
 
 	mutex_init(&bus->devices_lock);
+	mutex_init(&bus->vfd_lock);
 	xa_init(&bus->devices);
 	spin_lock_init(&bus->lookup_lock);
 	atomic_set(&bus->token_seq, 0);

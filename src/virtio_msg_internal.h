@@ -146,6 +146,9 @@ struct virtio_msg_device {
 	u32 config_generation;
 	unsigned long tolerated;	/* enum vmsg_tolerance bits, logged once */
 	struct virtio_msg_dev_stats stats;
+
+	/* Notification eventfds per queue index (virtio_msg_vring_fd.c) */
+	struct vmsg_vring_fd **vfds;
 };
 
 static inline struct virtio_msg_device *to_vmsg_device(struct virtio_device *vdev)
@@ -191,6 +194,12 @@ int vmsg_track_alloc(struct virtio_msg_device *vmdev, unsigned int index,
 void vmsg_track_update(struct virtio_msg_device *vmdev, struct virtqueue *vq);
 void vmsg_track_free(struct virtio_msg_device *vmdev, unsigned int index);
 void vmsg_fail_work(struct work_struct *work);
+
+/* virtio_msg_vring_fd.c: kick and call eventfds */
+bool vmsg_vring_fd_kick(struct virtio_msg_device *vmdev, unsigned int index);
+void vmsg_vring_fd_sync(struct virtio_msg_device *vmdev, unsigned int index);
+void vmsg_vring_fd_sync_all(struct virtio_msg_device *vmdev);
+void vmsg_vring_fds_release(struct virtio_msg_device *vmdev);
 
 /* virtio_msg_debugfs.c */
 void vmsg_debugfs_init(void);

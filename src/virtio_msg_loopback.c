@@ -84,6 +84,7 @@ static int vmsg_lb_info(struct vmsg_lb *lb, void __user *argp)
 		.num_devices = virtio_msg_bus_num_devices(&lb->bus),
 		.max_devices = max_devices,
 		.pool_in_use = virtio_msg_pool_in_use(lb->pool),
+		.features = VIRTIO_MSG_LB_F_VRING_FDS,
 	};
 
 	strscpy(info.msg_dev_name, virtio_msg_user_name(&lb->bus),
@@ -96,6 +97,7 @@ static long vmsg_lb_ioctl(struct file *file, unsigned int cmd,
 {
 	struct vmsg_lb *lb = vmsg_lb;
 	void __user *argp = (void __user *)arg;
+	struct virtio_msg_lb_vring_fd vfd;
 	struct virtio_msg_lb_dev dev;
 	u32 rfc1_dev_id;
 	bool add;
@@ -103,6 +105,16 @@ static long vmsg_lb_ioctl(struct file *file, unsigned int cmd,
 	switch (cmd) {
 	case VIRTIO_MSG_LB_IOC_INFO:
 		return vmsg_lb_info(lb, argp);
+	case VIRTIO_MSG_LB_IOC_SET_VRING_KICK:
+	case VIRTIO_MSG_LB_IOC_SET_VRING_CALL:
+		if (copy_from_user(&vfd, argp, sizeof(vfd)))
+			return -EFAULT;
+		if (vfd.flags || vfd.dev_num > U16_MAX)
+			return -EINVAL;
+		return virtio_msg_bus_set_vring_fd(&lb->bus, vfd.dev_num,
+						   vfd.index,
+						   cmd == VIRTIO_MSG_LB_IOC_SET_VRING_CALL,
+						   vfd.fd);
 	case VIRTIO_MSG_LB_IOC_ADD:
 	case VIRTIO_MSG_LB_IOC_REMOVE:
 		if (copy_from_user(&dev, argp, sizeof(dev)))

@@ -89,6 +89,7 @@ struct virtio_msg_bus {
 	struct work_struct lost_work;	/* removes devices of a lost peer */
 	bool unregistered;		/* under lookup_lock */
 	struct dentry *debugfs;
+	struct mutex vfd_lock;		/* eventfd bindings; device unpublish */
 	struct virtio_msg_user *user;
 };
 
@@ -102,6 +103,8 @@ unsigned int virtio_msg_bus_num_devices(struct virtio_msg_bus *bus);
 
 int virtio_msg_bus_receive(struct virtio_msg_bus *bus, const void *msg,
 			   size_t len);
+int virtio_msg_bus_set_vring_fd(struct virtio_msg_bus *bus, u16 dev_num,
+				u32 index, bool call, int fd);
 void virtio_msg_bus_lost(struct virtio_msg_bus *bus);
 #ifdef CONFIG_PM_SLEEP
 int virtio_msg_bus_freeze(struct virtio_msg_bus *bus);

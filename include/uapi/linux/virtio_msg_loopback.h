@@ -30,6 +30,8 @@
  * exists (from the thread serving the message node too, e.g. on
  * SET_VQUEUE), lasts across resets until it is replaced or unbound, and
  * goes with the device.  Control messages always use the message node.
+ * Errors: ENODEV (no such device), EBADF (no such fd), EINVAL (not an
+ * eventfd, index of 1024 or more, flags set).
  */
 #ifndef _UAPI_LINUX_VIRTIO_MSG_LOOPBACK_H
 #define _UAPI_LINUX_VIRTIO_MSG_LOOPBACK_H
