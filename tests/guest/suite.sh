@@ -332,6 +332,91 @@ else
 	skip notification-data "backend has no --notification-data"
 fi
 
+# --- observability: trace events and debugfs ----------------------------------
+T=/sys/kernel/tracing
+D=$(echo /sys/kernel/debug/virtio-msg/virtio-msg-bus*)
+dbg_field() { # file dev column: the column (1-based) of device dev's line
+	awk -v d="$2" -v c="$3" '$1 == d { print $c }' "$1"
+}
+if [ -d "$T/events/virtio_msg" ]; then
+	echo >"$T/trace"
+	echo 1 >"$T/events/virtio_msg/enable"
+	if start_backend --rng 40; then
+		rng_read 4 >/dev/null
+		cat /sys/bus/virtio/drivers/virtio_rng/virtio*/status >/dev/null
+		t_trace_rtt() { grep -q "virtio_msg_response: bus=[0-9]* dev=40 GET_DEVICE_STATUS token=[0-9]* latency_ns=[0-9]" "$T/trace"; }
+		t_trace_kick() { grep -q "virtio_msg_event: bus=[0-9]* dev=40 EVENT_AVAIL index=0" "$T/trace" &&
+			grep -q "virtio_msg_event: bus=[0-9]* dev=40 EVENT_USED index=0" "$T/trace"; }
+		t_trace_request() { grep -q "virtio_msg_request: bus=[0-9]* dev=40 GET_DEVICE_INFO token=" "$T/trace"; }
+		check trace-request t_trace_request
+		check trace-response-latency t_trace_rtt
+		check trace-kick-and-used t_trace_kick
+		t_dbg_dev() { [ "$(dbg_field "$D/devices" 40 2)" -gt 0 ] && [ "$(dbg_field "$D/devices" 40 5)" -gt 0 ] &&
+			[ "$(dbg_field "$D/devices" 40 6)" -gt 0 ] && [ "$(dbg_field "$D/devices" 40 9)" = registered ]; }
+		check debugfs-device-counters t_dbg_dev
+		t_dbg_pool() { grep -q "^in_use [1-9]" "$D/pool" && grep -q "^bounced [1-9]" "$D/pool" &&
+			grep -q "^in_use_max [1-9]" "$D/pool"; }
+		check debugfs-pool t_dbg_pool
+		stop_backend
+	else
+		fail observability "backend not ready"
+	fi
+	set_timeout 1000
+	start_peer --stall GET_DEVICE_FEATURES --rng 41 2>/dev/null
+	stop_backend
+	set_timeout 3000
+	t_trace_timeout() { grep -q "virtio_msg_timeout: bus=[0-9]* dev=41 GET_DEVICE_FEATURES token=[0-9]* timeout_ms=1000" "$T/trace"; }
+	check trace-timeout t_trace_timeout
+	echo 0 >"$T/events/virtio_msg/enable"
+else
+	fail trace-events "no $T/events/virtio_msg"
+fi
+
+# --- notifications through eventfds ------------------------------------------
+# Bound from the serving thread on SET_VQUEUE, while ADD waits for it.
+t_dbg_kicks() { [ "$(dbg_field "$D/devices" 50 5)" -gt 0 ]; }
+if start_peer --eventfd --rng 50; then
+	check eventfd-rng-read rng_read 64
+	check eventfd-kicks-counted wait_for 20 t_dbg_kicks
+	kill -USR1 "$B"
+	check eventfd-unbound wait_for 50 grep -q "eventfds unbound" /tmp/peer.log
+	check eventfd-rng-read-after-unbind rng_read 16
+	check eventfd-peer-stop stop_backend
+	t_efd_used() {
+		grep -q "eventfd kicks [1-9][0-9]* calls [1-9][0-9]*, message kicks on bound queues 0" /tmp/peer.log
+	}
+	check eventfd-path-used t_efd_used
+	check eventfd-pool-returned bus_empty
+else
+	fail eventfd "peer not ready"
+fi
+# Removed while a reader keeps the queue busy.
+if start_peer --eventfd --rng 51; then
+	pin dd if=/dev/hwrng of=/dev/null bs=1k count=100000 2>/dev/null &
+	R=$!
+	sleep 1
+	check eventfd-remove-during-io stop_backend
+	wait "$R"
+	check eventfd-remove-pool-returned bus_empty
+else
+	fail eventfd-remove "peer not ready"
+fi
+# Killed with the eventfds bound: the device goes, the reader returns.
+if start_peer --eventfd --rng 52; then
+	pin dd if=/dev/hwrng of=/dev/null bs=1k count=100000 2>/dev/null &
+	R=$!
+	sleep 1
+	kill -KILL "$B"
+	wait "$B" 2>/dev/null
+	B=""
+	check eventfd-killed-reader-ends wait_for 100 t_reader_ends
+	kill -KILL "$R" 2>/dev/null
+	wait "$R" 2>/dev/null
+	check eventfd-killed-devices-removed wait_for 100 bus_empty
+else
+	fail eventfd-killed "peer not ready"
+fi
+
 # --- other people's peers (README: "Peer profile") ---------------------------
 # Linaro's loopback frontend: GET_DEVICE_FEATURES answered as 1 block with
 # 64 bits of data, max_virtqueues 0, the pool sized with lseek(SEEK_END).

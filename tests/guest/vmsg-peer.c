@@ -14,6 +14,12 @@
  * threading into those shapes, so that the suite can check the kernel
  * copes with each.
  *
+ * With --eventfd it takes the data path the way vhost-user backends do:
+ * it binds a kick and a call eventfd per queue from the serving thread as
+ * soon as SET_VQUEUE arrives (while ADD still waits for it), serves kicks
+ * from the kick eventfds and signals used buffers on the call eventfds;
+ * SIGUSR1 unbinds them again.
+ *
  * Threads: the main thread serves /dev/virtio-msg-N; a control thread
  * issues the ADD ioctls (ADD returns once the device is probed, i.e. after
  * the main thread answered) and, on SIGTERM, the REMOVE ioctls, unless
@@ -31,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -49,11 +56,20 @@ struct peer_opts {
 	bool remove_inline;	/* REMOVE from the serving thread */
 	bool release_lb;	/* close the control node once the devices are added */
 	bool hold;		/* never complete a buffer */
+	bool eventfd;		/* kicks and calls through eventfds */
 	int stall_id;		/* never answer the first request with this id */
 	int die_id;		/* exit on the first request with this id */
 	int late_id;		/* answer the first request with this id late */
 	unsigned int late_ms;
 	const char *ready_file;
+};
+
+/* The notification eventfds of one queue; -1 once unbound. */
+struct peer_vring {
+	uint16_t dev_num;
+	unsigned int index;
+	int kick;
+	int call;
 };
 
 struct peer {
@@ -71,6 +87,13 @@ struct peer {
 	int adds_done;		/* atomic */
 	int removes_done;	/* atomic */
 	bool stalled, late_done;
+
+	struct peer_vring vrings[VMSG_MAX_DEVICES * VMSG_MAX_VQS];
+	unsigned int num_vrings;
+	unsigned long efd_kicks;	/* kicks taken from kick eventfds */
+	unsigned long efd_calls;	/* used buffers signalled on call eventfds */
+	unsigned long msg_kicks_bound;	/* EVENT_AVAIL for a queue with a kick fd */
+	struct vmsg_msg scratch;
 };
 
 static const struct {
@@ -114,6 +137,8 @@ static void print_help(FILE *f)
 		"  --lseek-map           size the pool mapping with lseek(SEEK_END) (vm-memory)\n"
 		"  --remove-inline       on SIGTERM, REMOVE from the serving thread\n"
 		"  --release-lb          close %s and unmap the pool once added\n"
+		"  --eventfd             bind kick and call eventfds on SET_VQUEUE (SIGUSR1:\n"
+		"                        unbind)\n"
 		"  --hold                never complete a buffer (a source that has nothing\n"
 		"                        to give): the driver's buffers stay queued\n"
 		"  --stall NAME          never answer the first request NAME\n"
@@ -126,7 +151,8 @@ static void print_help(FILE *f)
 }
 
 enum { OPT_RNG = 256, OPT_LINARO, OPT_ONE_BLOCK, OPT_NO_MAX_VQS, OPT_LOOSE, OPT_LSEEK,
-	OPT_INLINE, OPT_RELEASE, OPT_HOLD, OPT_STALL, OPT_DIE, OPT_LATE, OPT_READY };
+	OPT_INLINE, OPT_RELEASE, OPT_HOLD, OPT_EVENTFD, OPT_STALL, OPT_DIE, OPT_LATE,
+	OPT_READY };
 
 static void parse_args(int argc, char **argv, struct peer_opts *o)
 {
@@ -140,6 +166,7 @@ static void parse_args(int argc, char **argv, struct peer_opts *o)
 		{ "remove-inline", no_argument, NULL, OPT_INLINE },
 		{ "release-lb", no_argument, NULL, OPT_RELEASE },
 		{ "hold", no_argument, NULL, OPT_HOLD },
+		{ "eventfd", no_argument, NULL, OPT_EVENTFD },
 		{ "stall", required_argument, NULL, OPT_STALL },
 		{ "die-at", required_argument, NULL, OPT_DIE },
 		{ "late", required_argument, NULL, OPT_LATE },
@@ -186,6 +213,9 @@ static void parse_args(int argc, char **argv, struct peer_opts *o)
 			break;
 		case OPT_HOLD:
 			o->hold = true;
+			break;
+		case OPT_EVENTFD:
+			o->eventfd = true;
 			break;
 		case OPT_STALL:
 			o->stall_id = msg_id_of(optarg);
@@ -281,9 +311,91 @@ static int write_all(struct peer *p, const void *buf, size_t len)
 	return n == (ssize_t)len ? 0 : -1;
 }
 
+static struct peer_vring *find_vring(struct peer *p, uint16_t dev_num, unsigned int index)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->num_vrings; i++)
+		if (p->vrings[i].dev_num == dev_num && p->vrings[i].index == index)
+			return &p->vrings[i];
+	return NULL;
+}
+
+/* From the serving thread, while the kernel may wait in ADD for it. */
+static void bind_vring(struct peer *p, uint16_t dev_num, unsigned int index)
+{
+	struct virtio_msg_lb_vring_fd b = { .dev_num = dev_num, .index = index };
+	struct peer_vring *v;
+
+	if (find_vring(p, dev_num, index) ||
+	    p->num_vrings == sizeof(p->vrings) / sizeof(p->vrings[0]))
+		return;
+	v = &p->vrings[p->num_vrings++];
+	v->dev_num = dev_num;
+	v->index = index;
+	v->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	v->call = eventfd(0, EFD_CLOEXEC);
+	if (v->kick < 0 || v->call < 0)
+		die("eventfd");
+	b.fd = v->kick;
+	if (ioctl(p->lb, VIRTIO_MSG_LB_IOC_SET_VRING_KICK, &b))
+		die("SET_VRING_KICK");
+	b.fd = v->call;
+	if (ioctl(p->lb, VIRTIO_MSG_LB_IOC_SET_VRING_CALL, &b))
+		die("SET_VRING_CALL");
+}
+
+static void unbind_vrings(struct peer *p)
+{
+	struct virtio_msg_lb_vring_fd b = { .fd = -1 };
+	unsigned int i;
+
+	for (i = 0; i < p->num_vrings; i++) {
+		struct peer_vring *v = &p->vrings[i];
+
+		if (v->kick < 0)
+			continue;
+		b.dev_num = v->dev_num;
+		b.index = v->index;
+		if (ioctl(p->lb, VIRTIO_MSG_LB_IOC_SET_VRING_KICK, &b) ||
+		    ioctl(p->lb, VIRTIO_MSG_LB_IOC_SET_VRING_CALL, &b))
+			die("unbinding");
+		close(v->kick);
+		close(v->call);
+		v->kick = -1;
+		v->call = -1;
+	}
+	fprintf(stderr, "vmsg-peer: eventfds unbound\n");
+}
+
+/* Used buffers go to the queue's call eventfd while one is bound. */
 static int send_event(struct backend *be, const void *buf, size_t len)
 {
-	return write_all(be->send_ctx, buf, len);
+	struct peer *p = be->send_ctx;
+	struct virtio_msg_event_used *used = (void *)p->scratch.payload;
+	struct peer_vring *v = NULL;
+
+	if (!vmsg_decode(be->wire_format, buf, len, &p->scratch) &&
+	    p->scratch.msg_id == VIRTIO_MSG_EVENT_USED)
+		v = find_vring(p, p->scratch.dev_num, le32toh(used->vq_index));
+	if (v && v->call >= 0) {
+		p->efd_calls++;
+		return eventfd_write(v->call, 1) ? -errno : 0;
+	}
+	return write_all(p, buf, len);
+}
+
+static void serve_kick(struct peer *p, struct peer_vring *v)
+{
+	struct vmsg_device *dev = backend_find_device(&p->be, v->dev_num);
+	eventfd_t count;
+
+	if (eventfd_read(v->kick, &count))
+		return;
+	p->efd_kicks++;
+	if (!p->o.hold && dev && v->index < dev->num_vqs)
+		vq_process(dev, &dev->vqs[v->index]);
+	backend_run_deferred(&p->be);
 }
 
 /* Rewrites a correct answer into the loose shape the options ask for. */
@@ -332,13 +444,22 @@ static size_t bend_answer(struct peer *p, size_t len)
 static void serve_one(struct peer *p, size_t n)
 {
 	struct vmsg_msg *m = p->be.ev;
+	const struct virtio_msg_vqueue *vq = (const void *)m->payload;
+	unsigned int i, vq_index = 0;
+	uint16_t dev_num = 0;
 	size_t out_len;
-	unsigned int i;
 	int id = -1;
 
 	if (!vmsg_decode(p->be.wire_format, p->rx, n, m) &&
-	    !(m->type & VIRTIO_MSG_TYPE_BUS))
+	    !(m->type & VIRTIO_MSG_TYPE_BUS)) {
 		id = m->msg_id;
+		dev_num = m->dev_num;
+		/* EVENT_AVAIL and SET_VQUEUE both start with the queue index. */
+		vq_index = le32toh(vq->index);
+	}
+	if (id == VIRTIO_MSG_EVENT_AVAIL && find_vring(p, dev_num, vq_index) &&
+	    find_vring(p, dev_num, vq_index)->kick >= 0)
+		p->msg_kicks_bound++;
 	/* Without the pool there are no rings to serve: kicks go unanswered. */
 	if (id == VIRTIO_MSG_EVENT_AVAIL && (!p->map || p->o.hold))
 		return;
@@ -365,6 +486,8 @@ static void serve_one(struct peer *p, size_t n)
 			fprintf(stderr, "vmsg-peer: answer to %#x refused: %s\n", id,
 				strerror(errno));
 	}
+	if (id == VIRTIO_MSG_SET_VQUEUE && p->o.eventfd)
+		bind_vring(p, dev_num, vq_index);
 	/* DRIVER_OK makes the backend look at the rings: not when holding. */
 	for (i = 0; p->o.hold && i < p->be.num_devs; i++)
 		p->be.devs[i]->deferred_kick = false;
@@ -438,8 +561,9 @@ static void ready(struct peer *p)
 int main(int argc, char **argv)
 {
 	static struct peer p;
-	struct pollfd pfd[2];
+	struct pollfd pfd[2 + VMSG_MAX_DEVICES * VMSG_MAX_VQS];
 	bool stopping = false, announced = false;
+	unsigned int nfds;
 	pthread_t ctl;
 	unsigned int i;
 	sigset_t sigs;
@@ -449,6 +573,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	p.sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	if (p.sigfd < 0 || pipe(p.ctl_pipe))
@@ -470,6 +595,10 @@ int main(int argc, char **argv)
 	pfd[0] = (struct pollfd){ .fd = p.msg, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = p.sigfd, .events = POLLIN };
 	for (;;) {
+		/* Unbound or not yet bound: fd -1, which poll() skips. */
+		for (i = 0; i < p.num_vrings; i++)
+			pfd[2 + i] = (struct pollfd){ .fd = p.vrings[i].kick, .events = POLLIN };
+		nfds = 2 + p.num_vrings;
 		if (!announced && __atomic_load_n(&p.adds_done, __ATOMIC_ACQUIRE)) {
 			announced = true;
 			if (p.add_err)
@@ -478,13 +607,20 @@ int main(int argc, char **argv)
 		}
 		if (stopping && __atomic_load_n(&p.removes_done, __ATOMIC_ACQUIRE))
 			break;
-		if (poll(pfd, 2, 50) < 0 && errno != EINTR)
+		if (poll(pfd, nfds, 50) < 0 && errno != EINTR)
 			die("poll");
+		for (i = 2; i < nfds; i++)
+			if (pfd[i].revents & POLLIN)
+				serve_kick(&p, &p.vrings[i - 2]);
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
 			if (read(p.sigfd, &si, sizeof(si)) != sizeof(si))
 				die("signalfd");
+			if (si.ssi_signo == SIGUSR1) {
+				unbind_vrings(&p);
+				continue;
+			}
 			if (stopping)
 				continue;
 			stopping = true;
@@ -514,5 +650,9 @@ int main(int argc, char **argv)
 	close(p.msg);
 	if (p.o.ready_file)
 		unlink(p.o.ready_file);
+	if (p.o.eventfd)
+		fprintf(stderr, "vmsg-peer: eventfd kicks %lu calls %lu, %s %lu\n",
+			p.efd_kicks, p.efd_calls, "message kicks on bound queues",
+			p.msg_kicks_bound);
 	return p.add_err ? 1 : 0;
 }

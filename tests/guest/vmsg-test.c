@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -494,6 +495,63 @@ static void test_spurious_used(struct bus *b)
 	check(n == -EINVAL, "event-used-bad-queue-einval", "got %zd", n);
 }
 
+static int vring_fd(struct bus *b, unsigned long cmd, uint32_t dev, uint32_t index, int fd,
+		    uint32_t flags)
+{
+	struct virtio_msg_lb_vring_fd v = {
+		.dev_num = dev, .index = index, .fd = fd, .flags = flags,
+	};
+
+	return ioctl(b->lb, cmd, &v) ? errno : 0;
+}
+
+/* Kick and call eventfds: what a confused or hostile backend may pass. */
+static void test_vring_fds(struct bus *b)
+{
+	const unsigned long kick = VIRTIO_MSG_LB_IOC_SET_VRING_KICK;
+	const unsigned long call = VIRTIO_MSG_LB_IOC_SET_VRING_CALL;
+	int efd = eventfd(0, EFD_CLOEXEC), efd2 = eventfd(0, EFD_CLOEXEC);
+	int closed, pipefd[2], ret;
+
+	if (pipe(pipefd)) {
+		pipefd[0] = -1;
+		pipefd[1] = -1;
+	}
+	/* Opened last: nothing takes its number before it is used. */
+	closed = dup(efd);
+	close(closed);
+	check(b->info.features & VIRTIO_MSG_LB_F_VRING_FDS, "vring-fds-offered",
+	      "features %#x", b->info.features);
+	ret = vring_fd(b, kick, 4242, 0, efd, 0);
+	check(ret == ENODEV, "vring-fd-unknown-device-enodev", "errno %d", ret);
+	ret = vring_fd(b, call, 103, 0, closed, 0);
+	check(ret == EBADF, "vring-fd-closed-fd-ebadf", "errno %d", ret);
+	ret = vring_fd(b, kick, 103, 0, pipefd[0], 0);
+	check(ret == EINVAL, "vring-fd-not-eventfd-einval", "errno %d", ret);
+	ret = vring_fd(b, call, 103, 0, pipefd[0], 0);
+	check(ret == EINVAL, "vring-fd-call-not-eventfd-einval", "errno %d", ret);
+	ret = vring_fd(b, kick, 103, 1024, efd, 0);
+	check(ret == EINVAL, "vring-fd-index-range-einval", "errno %d", ret);
+	ret = vring_fd(b, kick, 103, 0, efd, 1);
+	check(ret == EINVAL, "vring-fd-flags-einval", "errno %d", ret);
+	ret = vring_fd(b, kick, 103, 0, efd, 0) || vring_fd(b, call, 103, 0, efd, 0);
+	check(ret == 0, "vring-fd-bind", "errno %d", ret);
+	ret = vring_fd(b, kick, 103, 0, efd2, 0) || vring_fd(b, call, 103, 0, efd2, 0);
+	check(ret == 0, "vring-fd-rebind", "errno %d", ret);
+	/* The device has no queue: a call must be harmless. */
+	check(eventfd_write(efd2, 1) == 0, "vring-fd-call-without-queue", "%s",
+	      strerror(errno));
+	ret = vring_fd(b, kick, 103, 0, -1, 0) || vring_fd(b, call, 103, 0, -1, 0);
+	check(ret == 0, "vring-fd-unbind", "errno %d", ret);
+	/* Left bound on purpose: removing the device releases them. */
+	ret = vring_fd(b, call, 103, 3, efd, 0);
+	check(ret == 0, "vring-fd-bind-for-removal", "errno %d", ret);
+	close(efd);
+	close(efd2);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
 static void test_remove_103(struct bus *b)
 {
 	struct add_job job;
@@ -596,6 +654,7 @@ int main(int argc, char **argv)
 	test_matching_and_timeout(&b);
 	test_access_platform(&b);
 	test_spurious_used(&b);
+	test_vring_fds(&b);
 	test_remove_103(&b);
 	test_reader_gone(&b);
 	bus_close(&b);
