@@ -5,14 +5,11 @@
 # In-VM part of the package end-to-end test (tests/pkg/run), run as root by
 # /usr/local/sbin/vmsg-pkg-init from the test disk mounted on /test:
 #   /test/debs/   virtio-msg-dkms_*_all.deb, virtio-msg-tools_*_arm64.deb
-#   /test/extra/  a second kernel's linux-headers/-common/linux-kbuild .debs
-#   /test/env     KABI2=<its release>
 #   /test/loopback-smoke   debian/tests/loopback-smoke (the autopkgtest)
+# (A second kernel's DKMS build is checked natively: tests/pkg/dkms-amd64.sh.)
 # Prints ok/FAIL/info lines; exit status = number of failures (max 119).
 set -u
 cd /test || exit 1
-# shellcheck source=/dev/null
-. /test/env
 KREL=$(uname -r)
 fails=0
 ok() { echo "ok $1"; }
@@ -31,7 +28,7 @@ check() {
 now() { date +%s; }
 mods() { find /lib/modules/"$1" -name 'virtio_msg*' 2>/dev/null | sort; }
 
-info "kernel $KREL, second kernel $KABI2, $(nproc) cpus"
+info "kernel $KREL, $(nproc) cpus"
 info "dkms $(dpkg-query -W -f='${Version}' dkms), $(gcc-14 --version | head -1)"
 
 # The kbuild part of a DKMS build, as DKMS timed it in make.log.
@@ -120,22 +117,6 @@ check rmmod-modprobe-r modprobe -r virtio_msg_loopback virtio_msg_transport
 
 # --- the package's own autopkgtest -------------------------------------------
 check autopkgtest-loopback-smoke sh /test/loopback-smoke
-
-# --- second kernel's headers: DKMS builds for it automatically ---------------
-t0=$(now)
-check apt-install-second-headers apt-get install -y --no-install-recommends ./extra/*.deb
-grep -q 'Bad return status' /tmp/check.out && show_make_logs
-info "time headers-install+dkms-build $(($(now) - t0))s ($(make_time "$KABI2"))"
-check "dkms-installed-$KABI2" t_dkms_installed "$KABI2"
-info "modules for $KABI2: $(mods "$KABI2" | tr '\n' ' ')"
-t_two() {
-	mods "$KABI2" | grep -q /updates/dkms/virtio_msg_transport.ko &&
-		mods "$KABI2" | grep -q /updates/dkms/virtio_msg_loopback.ko &&
-		! mods "$KABI2" | grep -q virtio_msg_ffa
-}
-check second-kernel-no-ffa-two-modules t_two
-t_nolog_err() { ! grep -rqs 'Error' /var/lib/dkms/virtio-msg/*/"$KABI2"/*/log/make.log; }
-check second-kernel-make-log-clean t_nolog_err
 
 # --- removal leaves nothing behind -------------------------------------------
 check apt-remove apt remove -y virtio-msg-dkms
