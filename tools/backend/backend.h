@@ -31,8 +31,8 @@
 /* Split virtqueues must be a power of two no larger than this. */
 #define VMSG_QUEUE_SIZE_MAX		32768
 #define VMSG_QUEUE_SIZE_DEFAULT		128
-/* The device models here use at most this many virtqueues. */
-#define VMSG_MAX_VQS			4
+/* The device models here use at most this many virtqueues (blk: --queues). */
+#define VMSG_MAX_VQS			16
 /* Largest config space of the device models here. */
 #define VMSG_CONFIG_MAX			64
 /* Number of feature bits reported; must be a multiple of 32. */
@@ -212,6 +212,7 @@ struct vmsg_dev_opts {
 	uint32_t queue_size;
 	bool notification_data;
 	bool event_idx;
+	unsigned int num_queues;	/* blk request queues; 0 means 1 */
 };
 
 /* ---- backend (transport.c) ---- */

@@ -93,7 +93,8 @@ static void usage(FILE *f)
 		"\n"
 		"Options:\n"
 		"  -q, --queue-size N        virtqueue max size, a power of 2 in 2-32768 (default %u)\n"
-
+		"      --queues N            request queues of each virtio-blk (VIRTIO_BLK_F_MQ),\n"
+		"                            1-%u, at most the number of online CPUs (default 1)\n"
 		"      --lb-dev PATH         loopback control device (default " DEFAULT_LB_DEV ")\n"
 		"      --msg-dev PATH        message device (default /dev/<name reported by the bus>)\n"
 		"      --no-remove           exit without removing the devices (the kernel\n"
@@ -108,7 +109,7 @@ static void usage(FILE *f)
 		"  -v, --verbose             log lifecycle events; twice: every message\n"
 		"  -V, --version             print the version and exit\n"
 		"  -h, --help                print this help and exit\n",
-		VMSG_QUEUE_SIZE_DEFAULT);
+		VMSG_QUEUE_SIZE_DEFAULT, VMSG_MAX_VQS);
 }
 
 static bool parse_u32(const char *s, unsigned long max, uint32_t *out, const char **end)
@@ -181,7 +182,7 @@ static int add_spec(struct options *o, enum dev_type type, const char *arg)
 
 enum {
 	OPT_RNG = 256, OPT_BLK, OPT_LB_DEV, OPT_MSG_DEV, OPT_NO_REMOVE, OPT_NOTIF_DATA,
-	OPT_EVENT_IDX, OPT_READY_FILE, OPT_FOREGROUND, OPT_NO_EVENTFD,
+	OPT_EVENT_IDX, OPT_READY_FILE, OPT_FOREGROUND, OPT_QUEUES, OPT_NO_EVENTFD,
 };
 
 /* Returns -1 to exit with 0 (help/version), 1 on usage errors, 0 to run. */
@@ -196,6 +197,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "no-remove", no_argument, NULL, OPT_NO_REMOVE },
 		{ "notification-data", no_argument, NULL, OPT_NOTIF_DATA },
 		{ "event-idx", no_argument, NULL, OPT_EVENT_IDX },
+		{ "queues", required_argument, NULL, OPT_QUEUES },
 		{ "no-eventfd", no_argument, NULL, OPT_NO_EVENTFD },
 		{ "ready-file", required_argument, NULL, OPT_READY_FILE },
 		{ "foreground", no_argument, NULL, OPT_FOREGROUND },
@@ -205,6 +207,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t qs;
+	long cpus;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -245,6 +248,22 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_EVENT_IDX:
 			o->dev_opts.event_idx = true;
+			break;
+		case OPT_QUEUES:
+			if (!parse_u32(optarg, VMSG_MAX_VQS, &qs, NULL) || !qs) {
+				fprintf(stderr, "virtio-msg-backend: --queues must be in 1-%u\n",
+					VMSG_MAX_VQS);
+				return 1;
+			}
+			/* More queues than CPUs only adds threads. */
+			cpus = sysconf(_SC_NPROCESSORS_ONLN);
+			if (cpus > 0 && qs > (unsigned long)cpus) {
+				fprintf(stderr,
+					"virtio-msg-backend: --queues %u reduced to the %ld online CPUs\n",
+					qs, cpus);
+				qs = (uint32_t)cpus;
+			}
+			o->dev_opts.num_queues = qs;
 			break;
 		case OPT_NO_EVENTFD:
 			o->no_eventfd = true;
