@@ -172,7 +172,7 @@ struct vmsg_device_ops {
 };
 
 /*
- * Threads (when backend.threaded): the serving thread owns everything
+ * Threads (with backend.workers): the serving thread owns everything
  * here; a queue's worker thread only runs the ring of its queue and, when
  * the driver breaks the ring protocol, sets NEEDS_RESET in status (all
  * accesses to status are atomic for that reason, see vmsg_dev_status()).
@@ -236,11 +236,11 @@ struct backend {
 	void *send_ctx;
 
 	/*
-	 * Serve every enabled virtqueue from its own worker thread
-	 * (vq_worker.c) instead of inline from backend_handle_message().
-	 * Set before the first message; send_event must then be thread-safe.
+	 * &vq_worker_ops: serve every enabled virtqueue from its own worker
+	 * thread instead of inline from backend_handle_message().  Set before
+	 * the first message; send_event must then be thread-safe.
 	 */
-	bool threaded;
+	const struct vq_worker_ops *workers;
 	/*
 	 * Optional, threaded only: bind an eventfd as the kick (call false) or
 	 * call (call true) notification of a virtqueue, the
@@ -317,7 +317,7 @@ void vmsg_notify_used(struct vmsg_device *dev, struct vmsg_vq *vq);
 void vq_setup(struct vmsg_device *dev, struct vmsg_vq *vq, uint32_t size, uint64_t desc_addr,
 	      uint64_t driver_addr, uint64_t device_addr);
 /* Stops the queue's worker (if any) and forgets the rings. */
-void vq_reset(struct vmsg_vq *vq);
+void vq_reset(struct vmsg_device *dev, struct vmsg_vq *vq);
 /*
  * Consume every available buffer, complete it and notify the driver; with
  * notifications re-enabled, look once more (a buffer added meanwhile would
@@ -331,6 +331,25 @@ uint64_t vq_chain_write(const struct vq_chain *chain, uint64_t offset, const voi
 			uint64_t len);
 
 /* ---- per-virtqueue worker threads (vq_worker.c) ---- */
+
+/*
+ * The transport and the rings reach the workers through this table
+ * (backend.workers), so that they link without vq_worker.c: the unthreaded
+ * users (tests/guest/vmsg-peer) do not need it.
+ */
+struct vq_worker_ops {
+	int (*prepare)(struct vmsg_device *dev, struct vmsg_vq *vq);
+	int (*start)(struct vmsg_device *dev, struct vmsg_vq *vq);
+	void (*stop)(struct vmsg_vq *vq);
+	void (*free)(struct vmsg_vq *vq);
+	bool (*running)(const struct vmsg_vq *vq);
+	void (*kick)(struct vmsg_vq *vq);
+	bool (*stopping)(const struct vmsg_vq *vq);
+	bool (*call)(struct vmsg_vq *vq);
+	bool (*self)(void);
+};
+
+extern const struct vq_worker_ops vq_worker_ops;
 
 /*
  * Serving thread only.  vq_worker_start() starts (or, if running, kicks)

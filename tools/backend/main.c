@@ -489,7 +489,7 @@ static int open_bus(struct app *app, const struct options *o)
 	}
 	app->be.send_event = send_event;
 	app->be.send_ctx = app;
-	app->be.threaded = true;
+	app->be.workers = &vq_worker_ops;
 	if (!(info.features & VIRTIO_MSG_LB_F_VRING_FDS))
 		vmsg_info("bus has no kick/call eventfds: notifications are messages");
 	else if (o->no_eventfd)

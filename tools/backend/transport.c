@@ -152,8 +152,9 @@ void vmsg_device_free(struct vmsg_device *dev)
 	if (!dev)
 		return;
 	for (i = 0; i < VMSG_MAX_VQS; i++) {
-		vq_reset(&dev->vqs[i]);
-		vq_worker_free(&dev->vqs[i]);
+		vq_reset(dev, &dev->vqs[i]);
+		if (dev->vqs[i].worker)
+			dev->be->workers->free(&dev->vqs[i]);
 	}
 	if (dev->ops && dev->ops->destroy)
 		dev->ops->destroy(dev);
@@ -165,7 +166,7 @@ void vmsg_device_reset(struct vmsg_device *dev)
 	unsigned int i;
 
 	for (i = 0; i < VMSG_MAX_VQS; i++)
-		vq_reset(&dev->vqs[i]);
+		vq_reset(dev, &dev->vqs[i]);
 	dev->driver_features = 0;
 	dev->driver_features_extra = false;
 	/* The workers are stopped: nobody else writes status now. */
@@ -174,6 +175,18 @@ void vmsg_device_reset(struct vmsg_device *dev)
 	dev->deferred_config_event = false;
 	if (dev->ops->reset)
 		dev->ops->reset(dev);
+}
+
+/* ---- worker threads, if any ---- */
+
+static bool worker_running(const struct vmsg_device *dev, const struct vmsg_vq *vq)
+{
+	return vq->worker && dev->be->workers->running(vq);
+}
+
+static bool in_worker(const struct vmsg_device *dev)
+{
+	return dev->be->workers && dev->be->workers->self();
 }
 
 /* ---- events ---- */
@@ -229,7 +242,7 @@ void vmsg_send_used_event(struct vmsg_device *dev, struct vmsg_vq *vq)
 
 void vmsg_notify_used(struct vmsg_device *dev, struct vmsg_vq *vq)
 {
-	if (!vq_worker_call(vq))
+	if (!vq->worker || !dev->be->workers->call(vq))
 		vmsg_send_used_event(dev, vq);
 }
 
@@ -254,7 +267,7 @@ void vmsg_vq_mark_broken(struct vmsg_device *dev, struct vmsg_vq *vq, const char
 	 * thread's deferred work: it sends the event itself.
 	 */
 	__atomic_fetch_or(&dev->status, VIRTIO_CONFIG_S_NEEDS_RESET, __ATOMIC_SEQ_CST);
-	if (!vq_worker_self())
+	if (!in_worker(dev))
 		dev->deferred_config_event = true;
 	else if (vmsg_dev_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK)
 		vmsg_send_config_event(dev);
@@ -272,13 +285,13 @@ void backend_run_deferred(struct backend *be)
 			for (q = 0; q < dev->num_vqs; q++) {
 				struct vmsg_vq *vq = &dev->vqs[q];
 
-				if (vq_worker_running(vq))
-					vq_worker_kick(vq);
+				if (worker_running(dev, vq))
+					be->workers->kick(vq);
 				else if (!vq->enabled)
 					continue;
-				else if (!be->threaded)
+				else if (!be->workers)
 					vq_process(dev, vq);
-				else if (vq_worker_start(dev, vq))
+				else if (be->workers->start(dev, vq))
 					vmsg_vq_mark_broken(dev, vq, "no worker thread");
 			}
 		}
@@ -577,10 +590,10 @@ static int set_vqueue(struct vmsg_device *dev, const struct vmsg_msg *rx, struct
 		/*
 		 * Bind the queue's eventfds before the driver can kick it, so
 		 * that the bus knows them by DRIVER_OK; a failure only means
-		 * messages (and vq_worker_start() tries again).
+		 * messages (and starting the worker tries again).
 		 */
-		if (dev->be->threaded && dev->vqs[index].enabled)
-			vq_worker_prepare(dev, &dev->vqs[index]);
+		if (dev->be->workers && dev->vqs[index].enabled)
+			dev->be->workers->prepare(dev, &dev->vqs[index]);
 		/* Re-enabled after a queue reset: serve it (its worker starts). */
 		if (dev->vqs[index].enabled &&
 		    (vmsg_dev_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK))
@@ -601,7 +614,7 @@ static int reset_vqueue(struct vmsg_device *dev, const struct vmsg_msg *rx, stru
 	index = le32toh(req->index);
 	if (index < dev->num_vqs) {
 		vmsg_info("device %u: vq %u reset", dev->dev_num, index);
-		vq_reset(&dev->vqs[index]);
+		vq_reset(dev, &dev->vqs[index]);
 	}
 	tx->payload_len = 0;
 	return 0;
@@ -661,7 +674,7 @@ static void event_avail(struct vmsg_device *dev, const struct vmsg_msg *rx)
 	}
 	vq = &dev->vqs[index];
 	/* Its worker owns enabled/broken now: do not look, wake it. */
-	running = vq_worker_running(vq);
+	running = worker_running(dev, vq);
 	/*
 	 * With VIRTIO_F_NOTIFICATION_DATA next_offset is the driver's new avail
 	 * index.  It is only a hint: avail->idx in memory is authoritative, and
@@ -676,7 +689,7 @@ static void event_avail(struct vmsg_device *dev, const struct vmsg_msg *rx)
 			vq_check_notification_data(dev, vq, le32toh(ea->next_offset));
 	}
 	if (running) {
-		vq_worker_kick(vq);
+		dev->be->workers->kick(vq);
 		return;
 	}
 	if (!(vmsg_dev_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK)) {
@@ -690,7 +703,7 @@ static void event_avail(struct vmsg_device *dev, const struct vmsg_msg *rx)
 				  index);
 		return;
 	}
-	if (dev->be->threaded)
+	if (dev->be->workers)
 		dev->deferred_kick = true;	/* starts its worker */
 	else
 		vq_process(dev, vq);

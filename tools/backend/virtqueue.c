@@ -100,13 +100,14 @@ static void read_desc(const uint8_t *p, struct desc *d)
 	d->next = le16toh(next);
 }
 
-void vq_reset(struct vmsg_vq *vq)
+void vq_reset(struct vmsg_device *dev, struct vmsg_vq *vq)
 {
 	struct vq_worker *worker = vq->worker;
 	unsigned int index = vq->index;
 
 	/* Nobody may be walking the rings while they go away. */
-	vq_worker_stop(vq);
+	if (worker)
+		dev->be->workers->stop(vq);
 	free(vq->segs);
 	memset(vq, 0, sizeof(*vq));
 	vq->index = index;
@@ -127,7 +128,7 @@ void vq_setup(struct vmsg_device *dev, struct vmsg_vq *vq, uint32_t size, uint64
 
 	if (vq->configured)
 		vmsg_info("device %u: vq %u reconfigured without reset", dev->dev_num, vq->index);
-	vq_reset(vq);
+	vq_reset(dev, vq);
 	vq->configured = true;
 	vq->size = size;
 	vq->desc_addr = desc_addr;
@@ -317,6 +318,12 @@ static void set_no_notify(struct vmsg_vq *vq, bool on)
 	store16(vq->used + USED_FLAGS, on ? VRING_USED_F_NO_NOTIFY : 0);
 }
 
+/* Only a worker thread is ever asked to stop. */
+static bool stopping(const struct vmsg_device *dev, const struct vmsg_vq *vq)
+{
+	return vq->worker && dev->be->workers->stopping(vq);
+}
+
 void vq_process(struct vmsg_device *dev, struct vmsg_vq *vq)
 {
 	bool completed = false, suppressed = false;
@@ -324,7 +331,7 @@ void vq_process(struct vmsg_device *dev, struct vmsg_vq *vq)
 	uint16_t avail_idx, head;
 	int64_t len;
 
-	while (vq->enabled && !vq_worker_stopping(vq)) {
+	while (vq->enabled && !stopping(dev, vq)) {
 		avail_idx = load16_acquire(vq->avail + AVAIL_IDX);
 		if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->size) {
 			vmsg_vq_mark_broken(dev, vq, "avail idx jumped from %u to %u (size %u)",
@@ -353,7 +360,7 @@ void vq_process(struct vmsg_device *dev, struct vmsg_vq *vq)
 			set_no_notify(vq, true);
 			suppressed = true;
 		}
-		while (vq->enabled && vq->last_avail_idx != avail_idx && !vq_worker_stopping(vq)) {
+		while (vq->enabled && vq->last_avail_idx != avail_idx && !stopping(dev, vq)) {
 			head = load16(vq->avail + AVAIL_RING(vq->last_avail_idx & (vq->size - 1)));
 			if (head >= vq->size) {
 				vmsg_vq_mark_broken(dev, vq,

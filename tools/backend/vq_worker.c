@@ -212,3 +212,15 @@ bool vq_worker_call(struct vmsg_vq *vq)
 		 w->dev->dev_num, vq->index, strerror(errno));
 	return false;
 }
+
+const struct vq_worker_ops vq_worker_ops = {
+	.prepare = vq_worker_prepare,
+	.start = vq_worker_start,
+	.stop = vq_worker_stop,
+	.free = vq_worker_free,
+	.running = vq_worker_running,
+	.kick = vq_worker_kick,
+	.stopping = vq_worker_stopping,
+	.call = vq_worker_call,
+	.self = vq_worker_self,
+};

@@ -255,7 +255,7 @@ static void tb_init_threaded(struct tb *t, const struct vmsg_dev_opts *opts, boo
 			     int bind_err)
 {
 	tb_init_opts(t, VIRTIO_MSG_WIRE_SPEC, opts);
-	t->be.threaded = true;
+	t->be.workers = &vq_worker_ops;
 	if (vring_fds)
 		t->be.set_vring_fd = tb_set_vring_fd;
 	t->bind_err = bind_err;
