@@ -25,7 +25,9 @@
  * FAKE_LB_VRING_FDS=1 offers VIRTIO_MSG_LB_F_VRING_FDS, FAKE_LB_VRING_FDS=2
  * offers it but fails both ioctls with EIO (a kernel that refuses);
  * FAKE_LB_EVENT_IDX=1 negotiates VIRTIO_RING_F_EVENT_IDX when offered and
- * kicks only when avail_event asks for it.
+ * kicks only when avail_event asks for it; FAKE_LB_BUSY_REMOVE=1 makes
+ * REMOVE of a blk device fill and kick all its queues right before the
+ * reset.
  * Results go to stderr as "fake-lb: ..." lines; a failed check makes the
  * ioctl fail with EIO.
  */
@@ -245,11 +247,14 @@ static int request(uint16_t dev, uint8_t id, const uint8_t *pl, size_t plen, uin
 	ssize_t n;
 
 	send_msg(0, id, dev, tok, pl, plen);
-	n = recv_msg(buf);
-	if (n < (ssize_t)hdr()) {
-		failures++;
-		return -1;
-	}
+	/* Completions of requests in flight may come first (FAKE_LB_BUSY_REMOVE). */
+	do {
+		n = recv_msg(buf);
+		if (n < (ssize_t)hdr()) {
+			failures++;
+			return -1;
+		}
+	} while (buf[0] == 0 && buf[1] == VIRTIO_MSG_EVENT_USED);
 	EXPECT(buf[0] == VIRTIO_MSG_TYPE_RESPONSE && buf[1] == id && get16(buf + 2) == dev);
 	if (wire != VIRTIO_MSG_WIRE_RFC1)
 		EXPECT(get16(buf + 4) == tok);
@@ -271,6 +276,15 @@ struct ring {
 	uint64_t desc, avail, used;
 	uint16_t avail_idx, used_seen;
 };
+
+/* The rings of the writable blk devices, for FAKE_LB_BUSY_REMOVE. */
+#define MAX_BLK		8
+static struct blk_dev {
+	uint16_t dev;
+	uint32_t nvq;
+	struct ring q[MAX_VQS];
+} blks[MAX_BLK];
+static unsigned int n_blks;
 
 /* The bound eventfd of (dev, index), or -1; a duplicate the caller closes. */
 static int bound_fd(uint16_t dev, uint32_t index, bool call)
@@ -420,8 +434,8 @@ static void kick(uint16_t dev, struct ring *q, uint16_t old_idx)
 }
 
 /* One request on q at sector 3 + 8 * sector_of (one 4 KiB block per queue). */
-static void blk_io(uint16_t dev, struct ring *q, uint32_t type, uint64_t data,
-		   uint32_t sector_of)
+/* Make the request available, returns its status byte's address. */
+static uint64_t blk_submit(struct ring *q, uint32_t type, uint64_t data, uint32_t sector_of)
 {
 	uint64_t h = pool_alloc(16, 8), st = pool_alloc(1, 1);
 	uint8_t *d = at(q->desc);
@@ -449,6 +463,14 @@ static void blk_io(uint16_t dev, struct ring *q, uint32_t type, uint64_t data,
 	put16(at(q->avail) + 4 + 2 * QSIZE, (uint16_t)(q->avail_idx - 1));
 	__atomic_store_n((uint16_t *)(void *)(at(q->avail) + 2), htole16(q->avail_idx),
 			 __ATOMIC_RELEASE);
+	return st;
+}
+
+static void blk_io(uint16_t dev, struct ring *q, uint32_t type, uint64_t data,
+		   uint32_t sector_of)
+{
+	uint64_t st = blk_submit(q, type, data, sector_of);
+
 	kick(dev, q, (uint16_t)(q->avail_idx - 1));
 	wait_used(dev, q, q->avail_idx);
 	EXPECT(*at(st) == VIRTIO_BLK_S_OK);
@@ -540,6 +562,12 @@ static int fake_add(uint16_t dev)
 	if (device_id == 2)
 		say("device %u: %u/%u kicks, %u/%u calls by eventfd", dev, kicks_fd,
 		    kicks_fd + kicks_msg, calls_fd, calls_fd + calls_msg);
+	if (device_id == 2 && !(f_lo & (1u << VIRTIO_BLK_F_RO)) && n_blks < MAX_BLK) {
+		blks[n_blks].dev = dev;
+		blks[n_blks].nvq = nvq;
+		memcpy(blks[n_blks].q, q, sizeof(q[0]) * nvq);
+		n_blks++;
+	}
 	if (failures != before)
 		return -EIO;
 	devs[dev] = true;
@@ -547,15 +575,47 @@ static int fake_add(uint16_t dev)
 	return 0;
 }
 
+/*
+ * FAKE_LB_BUSY_REMOVE: a ring full of writes on every queue, kicked, and
+ * the reset right behind: the backend must stop its workers in the middle.
+ */
+static void busy_before_remove(uint16_t dev)
+{
+	uint64_t data = pool_alloc(4096, 4096);
+	unsigned int i, k;
+	uint16_t old;
+	struct ring *q;
+
+	for (i = 0; i < n_blks; i++) {
+		if (blks[i].dev != dev)
+			continue;
+		for (k = 0; k < blks[i].nvq; k++) {
+			q = &blks[i].q[k];
+			old = q->avail_idx;
+			while ((uint16_t)(q->avail_idx - old) < 16)
+				blk_submit(q, VIRTIO_BLK_T_OUT, data, k);
+			kick(dev, q, old);
+		}
+		say("device %u: reset with %u queue(s) busy", dev, blks[i].nvq);
+		blks[i] = blks[--n_blks];
+		return;
+	}
+}
+
 static int fake_remove(uint16_t dev)
 {
+	struct pollfd p = { .fd = k_fd, .events = POLLIN };
 	int before = failures;
 
 	if (!devs[dev])
 		return -ENODEV;
 	if (getenv("FAKE_LB_HANG_REMOVE"))
 		sleep(30);	/* a kernel that never finishes the unbind */
+	if (getenv("FAKE_LB_BUSY_REMOVE"))
+		busy_before_remove(dev);
 	EXPECT(set_status(dev, 0) == 0);
+	/* The workers are joined before the reset is answered: nothing after. */
+	EXPECT(poll(&p, 1, 50) == 0);
 	unbind_dev(dev);
 	devs[dev] = false;
 	say("device %u removed", dev);

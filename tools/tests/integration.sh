@@ -159,6 +159,26 @@ else
 	bad "$name (rc $rc)"
 fi
 
+# REMOVE right after a ring full of writes on every queue: the reset stops the
+# busy workers, and nothing is sent after its response.
+for fds in 1 0; do
+	name="REMOVE with busy workers, eventfds $fds"
+	rm -f "$tmp/ready"
+	FAKE_LB_VRING_FDS=$fds FAKE_LB_BUSY_REMOVE=1 backend_bg --rng 1 \
+		--blk "2:$tmp/disk.img" --queues 2 --ready-file "$tmp/ready" -v >"$tmp/log" 2>&1
+	wait_for "$tmp/ready" 100
+	stop TERM
+	rc=$?
+	if [ $rc -eq 0 ] && ! grep -q FAILED "$tmp/log" &&
+	   grep -q "fake-lb: device 2: reset with $nq queue(s) busy" "$tmp/log" &&
+	   grep -q "fake-lb: device 2 removed" "$tmp/log" &&
+	   ! grep -q "did not exit" "$tmp/log"; then
+		ok "$name"
+	else
+		bad "$name (rc $rc)"
+	fi
+done
+
 # SIGINT works too, --no-remove leaves the devices.
 name="SIGINT with --no-remove"
 rm -f "$tmp/ready"
