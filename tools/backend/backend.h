@@ -11,6 +11,7 @@
 #ifndef VMSG_BACKEND_H
 #define VMSG_BACKEND_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,8 +31,8 @@
 /* Split virtqueues must be a power of two no larger than this. */
 #define VMSG_QUEUE_SIZE_MAX		32768
 #define VMSG_QUEUE_SIZE_DEFAULT		128
-/* The device models here use at most this many virtqueues. */
-#define VMSG_MAX_VQS			4
+/* The device models here use at most this many virtqueues (blk: --queues). */
+#define VMSG_MAX_VQS			16
 /* Largest config space of the device models here. */
 #define VMSG_CONFIG_MAX			64
 /* Number of feature bits reported; must be a multiple of 32. */
@@ -135,6 +136,14 @@ struct vmsg_vq {
 	bool event_idx;			/* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool indirect;			/* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	struct vq_seg *segs;		/* scratch space for one chain, size entries */
+	/*
+	 * The thread serving this queue and its eventfds (vq_worker.c), or
+	 * NULL when the backend is not threaded.  Survives vq_reset(): the
+	 * eventfds stay bound to the bus until the device goes.  While the
+	 * worker runs, it alone touches the ring state above (enabled,
+	 * broken, indices); the serving thread stops it before changing any.
+	 */
+	struct vq_worker *worker;
 };
 
 /* ---- devices ---- */
@@ -162,6 +171,12 @@ struct vmsg_device_ops {
 	void (*destroy)(struct vmsg_device *dev);
 };
 
+/*
+ * Threads (with backend.workers): the serving thread owns everything
+ * here; a queue's worker thread only runs the ring of its queue and, when
+ * the driver breaks the ring protocol, sets NEEDS_RESET in status (all
+ * accesses to status are atomic for that reason, see vmsg_dev_status()).
+ */
 struct vmsg_device {
 	struct backend *be;
 	const struct vmsg_device_ops *ops;
@@ -171,7 +186,7 @@ struct vmsg_device {
 	uint64_t features;		/* offered */
 	uint64_t driver_features;	/* accepted by the driver */
 	bool driver_features_extra;	/* driver set bits >= VMSG_NUM_FEATURE_BITS */
-	uint32_t status;
+	uint32_t status;		/* atomic: vmsg_dev_status() */
 	uint32_t config_generation;
 	uint32_t config_size;
 	uint8_t config[VMSG_CONFIG_MAX];
@@ -197,6 +212,7 @@ struct vmsg_dev_opts {
 	uint32_t queue_size;
 	bool notification_data;
 	bool event_idx;
+	unsigned int num_queues;	/* blk request queues; 0 means 1 */
 };
 
 /* ---- backend (transport.c) ---- */
@@ -219,10 +235,27 @@ struct backend {
 	int (*send_event)(struct backend *be, const void *buf, size_t len);
 	void *send_ctx;
 
+	/*
+	 * &vq_worker_ops: serve every enabled virtqueue from its own worker
+	 * thread instead of inline from backend_handle_message().  Set before
+	 * the first message; send_event must then be thread-safe.
+	 */
+	const struct vq_worker_ops *workers;
+	/*
+	 * Optional, threaded only: bind an eventfd as the kick (call false) or
+	 * call (call true) notification of a virtqueue, the
+	 * VIRTIO_MSG_LB_IOC_SET_VRING_KICK/_CALL ioctls.  0 or -errno; on
+	 * failure the queue keeps using messages.  NULL: messages only.
+	 */
+	int (*set_vring_fd)(struct backend *be, uint16_t dev_num, unsigned int index, bool call,
+			    int fd);
+	bool vring_fd_failed;	/* atomic: a binding failed, logged once */
+
 	/* Scratch messages, so nothing of message size lives on the stack. */
 	struct vmsg_msg *rx;
 	struct vmsg_msg *tx;
 	struct vmsg_msg *ev;	/* events may be sent while tx is being built */
+	pthread_mutex_t ev_lock;	/* ev is shared by the serving and worker threads */
 };
 
 int backend_init(struct backend *be, uint32_t wire_format, size_t max_msg_size,
@@ -255,6 +288,11 @@ void vmsg_device_free(struct vmsg_device *dev);
 void vmsg_device_reset(struct vmsg_device *dev);
 void vq_check_notification_data(struct vmsg_device *dev, struct vmsg_vq *vq,
 				uint32_t next_offset);
+static inline uint32_t vmsg_dev_status(const struct vmsg_device *dev)
+{
+	return __atomic_load_n(&dev->status, __ATOMIC_SEQ_CST);
+}
+
 static inline bool vmsg_has_feature(const struct vmsg_device *dev, unsigned int bit)
 {
 	return bit < 64 && (dev->driver_features & (1ULL << bit));
@@ -270,20 +308,71 @@ void vmsg_vq_mark_broken(struct vmsg_device *dev, struct vmsg_vq *vq, const char
 void vmsg_send_config_event(struct vmsg_device *dev);
 /* Sends EVENT_USED for vq. */
 void vmsg_send_used_event(struct vmsg_device *dev, struct vmsg_vq *vq);
+/* Tells the driver about new used buffers: call eventfd or EVENT_USED. */
+void vmsg_notify_used(struct vmsg_device *dev, struct vmsg_vq *vq);
 
 /* ---- virtqueue.c ---- */
 
 /* SET_VQUEUE: validate and enable; on bad input the queue is marked broken. */
 void vq_setup(struct vmsg_device *dev, struct vmsg_vq *vq, uint32_t size, uint64_t desc_addr,
 	      uint64_t driver_addr, uint64_t device_addr);
-void vq_reset(struct vmsg_vq *vq);
-/* Consume every available buffer, complete it and notify the driver. */
+/* Stops the queue's worker (if any) and forgets the rings. */
+void vq_reset(struct vmsg_device *dev, struct vmsg_vq *vq);
+/*
+ * Consume every available buffer, complete it and notify the driver; with
+ * notifications re-enabled, look once more (a buffer added meanwhile would
+ * otherwise wait for a kick that the driver suppressed).
+ */
 void vq_process(struct vmsg_device *dev, struct vmsg_vq *vq);
 
 /* Copy helpers over the segments of a chain (readable or writable part). */
 uint64_t vq_chain_read(const struct vq_chain *chain, uint64_t offset, void *buf, uint64_t len);
 uint64_t vq_chain_write(const struct vq_chain *chain, uint64_t offset, const void *buf,
 			uint64_t len);
+
+/* ---- per-virtqueue worker threads (vq_worker.c) ---- */
+
+/*
+ * The transport and the rings reach the workers through this table
+ * (backend.workers), so that they link without vq_worker.c: the unthreaded
+ * users (tests/guest/vmsg-peer) do not need it.
+ */
+struct vq_worker_ops {
+	int (*prepare)(struct vmsg_device *dev, struct vmsg_vq *vq);
+	int (*start)(struct vmsg_device *dev, struct vmsg_vq *vq);
+	void (*stop)(struct vmsg_vq *vq);
+	void (*free)(struct vmsg_vq *vq);
+	bool (*running)(const struct vmsg_vq *vq);
+	void (*kick)(struct vmsg_vq *vq);
+	bool (*stopping)(const struct vmsg_vq *vq);
+	bool (*call)(struct vmsg_vq *vq);
+	bool (*self)(void);
+};
+
+extern const struct vq_worker_ops vq_worker_ops;
+
+/*
+ * Serving thread only.  vq_worker_start() starts (or, if running, kicks)
+ * the worker of an enabled queue; the first start (or vq_worker_prepare(),
+ * on SET_VQUEUE) creates its kick and call eventfds and binds them through
+ * be->set_vring_fd.  vq_worker_stop() makes
+ * it finish the buffer at hand and joins it; vq_worker_free() also closes
+ * the eventfds (device removal).
+ */
+int vq_worker_start(struct vmsg_device *dev, struct vmsg_vq *vq);
+/* Only the first part of vq_worker_start(): eventfds and bindings. */
+int vq_worker_prepare(struct vmsg_device *dev, struct vmsg_vq *vq);
+void vq_worker_stop(struct vmsg_vq *vq);
+void vq_worker_free(struct vmsg_vq *vq);
+bool vq_worker_running(const struct vmsg_vq *vq);
+/* EVENT_AVAIL arrived for a queue whose worker runs. */
+void vq_worker_kick(struct vmsg_vq *vq);
+/* For the worker: stop was asked, leave vq_process() early. */
+bool vq_worker_stopping(const struct vmsg_vq *vq);
+/* For the worker: signal the call eventfd if bound; false: send EVENT_USED. */
+bool vq_worker_call(struct vmsg_vq *vq);
+/* True in a worker thread. */
+bool vq_worker_self(void);
 
 /* ---- device models ---- */
 

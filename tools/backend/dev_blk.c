@@ -2,8 +2,10 @@
 /*
  * virtio-blk (device id 2) backed by a regular file or a block device.
  *
- * One request queue.  A request is a byte stream, however the driver splits
- * it into descriptors (VIRTIO_F_VERSION_1 implies any layout):
+ * One request queue, or num_queues with VIRTIO_BLK_F_MQ (each served by its
+ * own worker thread: everything per request lives in per-queue scratch).
+ * A request is a byte stream, however the driver splits it into descriptors
+ * (VIRTIO_F_VERSION_1 implies any layout):
  *
  *   readable:  struct virtio_blk_outhdr (16 bytes) [+ data for OUT]
  *   writable:  [data for IN / GET_ID] + status byte (the last byte)
@@ -46,7 +48,8 @@ struct blk_priv {
 	bool read_only;
 	uint64_t capacity;		/* in 512-byte sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
-	struct iovec *iov;		/* one entry per possible segment */
+	/* Per queue: one entry per possible segment. */
+	struct iovec *iov[VMSG_MAX_VQS];
 	unsigned int iov_cap;
 };
 
@@ -104,10 +107,11 @@ static int rw_full(int fd, bool write, struct iovec *iov, unsigned int cnt, off_
 	return 0;
 }
 
-static uint8_t blk_rw(struct vmsg_device *dev, const struct vq_chain *chain, bool write,
-		      uint64_t sector, uint64_t len)
+static uint8_t blk_rw(struct vmsg_device *dev, struct vmsg_vq *vq, const struct vq_chain *chain,
+		      bool write, uint64_t sector, uint64_t len)
 {
 	struct blk_priv *priv = dev->priv;
+	struct iovec *iov = priv->iov[vq->index];
 	const struct vq_seg *segs;
 	unsigned int n, cnt;
 	uint64_t offset;
@@ -131,8 +135,8 @@ static uint8_t blk_rw(struct vmsg_device *dev, const struct vq_chain *chain, boo
 		n = chain->n_in;
 		offset = 0;
 	}
-	cnt = build_iov(segs, n, offset, len, priv->iov, priv->iov_cap);
-	err = rw_full(priv->fd, write, priv->iov, cnt, (off_t)(sector << SECTOR_SHIFT));
+	cnt = build_iov(segs, n, offset, len, iov, priv->iov_cap);
+	err = rw_full(priv->fd, write, iov, cnt, (off_t)(sector << SECTOR_SHIFT));
 	if (err) {
 		vmsg_log("device %u: %s at sector %llu: %s", dev->dev_num, write ? "write" : "read",
 			 (unsigned long long)sector, strerror(-err));
@@ -150,7 +154,6 @@ static int64_t blk_handle_chain(struct vmsg_device *dev, struct vmsg_vq *vq,
 	uint32_t type;
 	uint8_t status;
 
-	(void)vq;
 	/* The header and the status byte are mandatory: otherwise a driver bug. */
 	if (chain->out_len < sizeof(hdr) || chain->in_len < 1)
 		return -EPROTO;
@@ -161,10 +164,10 @@ static int64_t blk_handle_chain(struct vmsg_device *dev, struct vmsg_vq *vq,
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
-		status = blk_rw(dev, chain, false, sector, data_in);
+		status = blk_rw(dev, vq, chain, false, sector, data_in);
 		break;
 	case VIRTIO_BLK_T_OUT:
-		status = blk_rw(dev, chain, true, sector, chain->out_len - sizeof(hdr));
+		status = blk_rw(dev, vq, chain, true, sector, chain->out_len - sizeof(hdr));
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		status = VIRTIO_BLK_S_OK;
@@ -188,16 +191,22 @@ static int64_t blk_handle_chain(struct vmsg_device *dev, struct vmsg_vq *vq,
 	return (int64_t)chain->in_len;
 }
 
-static void blk_destroy(struct vmsg_device *dev)
+static void blk_priv_free(struct blk_priv *priv)
 {
-	struct blk_priv *priv = dev->priv;
+	unsigned int i;
 
-	if (!priv)
-		return;
 	if (priv->fd >= 0)
 		close(priv->fd);
-	free(priv->iov);
+	for (i = 0; i < VMSG_MAX_VQS; i++)
+		free(priv->iov[i]);
 	free(priv);
+}
+
+static void blk_destroy(struct vmsg_device *dev)
+{
+	if (!dev->priv)
+		return;
+	blk_priv_free(dev->priv);
 	dev->priv = NULL;
 }
 
@@ -207,6 +216,12 @@ static const struct vmsg_device_ops blk_ops = {
 	.handle_chain = blk_handle_chain,
 	.destroy = blk_destroy,
 };
+
+static void put_config16(struct vmsg_device *dev, size_t off, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(dev->config + off, &v, sizeof(v));
+}
 
 static void put_config32(struct vmsg_device *dev, size_t off, uint32_t v)
 {
@@ -265,12 +280,18 @@ static int blk_open(struct blk_priv *priv, const char *path, char *err, size_t e
 struct vmsg_device *vmsg_blk_create(uint16_t dev_num, const char *path, bool read_only,
 				    const struct vmsg_dev_opts *opts, char *err, size_t errlen)
 {
+	unsigned int i, num_queues = opts->num_queues ? opts->num_queues : 1;
 	uint64_t type_features;
 	struct vmsg_device *dev;
 	struct blk_priv *priv;
 	uint64_t cap_le;
 	int ret;
 
+	if (num_queues > VMSG_MAX_VQS) {
+		snprintf(err, errlen, "%u queues, at most %u", num_queues, VMSG_MAX_VQS);
+		errno = EINVAL;
+		return NULL;
+	}
 	priv = calloc(1, sizeof(*priv));
 	if (!priv) {
 		snprintf(err, errlen, "out of memory");
@@ -280,11 +301,13 @@ struct vmsg_device *vmsg_blk_create(uint16_t dev_num, const char *path, bool rea
 	priv->fd = -1;
 	priv->read_only = read_only;
 	priv->iov_cap = opts->queue_size;
-	priv->iov = calloc(priv->iov_cap, sizeof(*priv->iov));
-	if (!priv->iov) {
-		snprintf(err, errlen, "out of memory");
-		ret = -ENOMEM;
-		goto fail;
+	for (i = 0; i < num_queues; i++) {
+		priv->iov[i] = calloc(priv->iov_cap, sizeof(*priv->iov[i]));
+		if (!priv->iov[i]) {
+			snprintf(err, errlen, "out of memory");
+			ret = -ENOMEM;
+			goto fail;
+		}
 	}
 	ret = blk_open(priv, path, err, errlen);
 	if (ret)
@@ -296,7 +319,9 @@ struct vmsg_device *vmsg_blk_create(uint16_t dev_num, const char *path, bool rea
 			(1ULL << VIRTIO_BLK_F_FLUSH);
 	if (read_only)
 		type_features |= 1ULL << VIRTIO_BLK_F_RO;
-	dev = vmsg_device_alloc(&blk_ops, dev_num, 1, type_features, opts);
+	if (num_queues > 1)
+		type_features |= 1ULL << VIRTIO_BLK_F_MQ;
+	dev = vmsg_device_alloc(&blk_ops, dev_num, num_queues, type_features, opts);
 	if (!dev) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
@@ -310,15 +335,14 @@ struct vmsg_device *vmsg_blk_create(uint16_t dev_num, const char *path, bool rea
 	put_config32(dev, offsetof(struct virtio_blk_config, seg_max),
 		     opts->queue_size > 2 ? opts->queue_size - 2 : 1);
 	put_config32(dev, offsetof(struct virtio_blk_config, blk_size), SECTOR_SIZE);
-	vmsg_info("device %u: blk %s, %llu sectors%s", dev_num, path,
-		  (unsigned long long)priv->capacity, read_only ? ", read-only" : "");
+	put_config16(dev, offsetof(struct virtio_blk_config, num_queues), (uint16_t)num_queues);
+	vmsg_info("device %u: blk %s, %llu sectors%s, %u queue%s", dev_num, path,
+		  (unsigned long long)priv->capacity, read_only ? ", read-only" : "", num_queues,
+		  num_queues > 1 ? "s" : "");
 	return dev;
 
 fail:
-	if (priv->fd >= 0)
-		close(priv->fd);
-	free(priv->iov);
-	free(priv);
+	blk_priv_free(priv);
 	errno = -ret;
 	return NULL;
 }

@@ -13,7 +13,8 @@
 /*
  * Upper bound of entropy per request.  The driver asks for a few dozen
  * bytes; the bound keeps a driver that posts huge buffers from keeping the
- * serving thread busy.  Writing fewer bytes than offered is allowed.
+ * queue's thread busy (the serving thread itself, when the backend runs
+ * unthreaded).  Writing fewer bytes than offered is allowed.
  */
 #define RNG_MAX_PER_REQUEST	(64 * 1024)
 

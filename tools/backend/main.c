@@ -5,7 +5,13 @@
  *
  * Threads:
  *  - the serving thread reads /dev/virtio-msg-N and answers every message;
- *    it owns all device state, so nothing needs a lock;
+ *    it owns all device state (features, status, config, queue setup);
+ *  - one worker thread per enabled virtqueue (vq_worker.c) processes its
+ *    ring, woken by its kick eventfd: bound to the bus when the kernel
+ *    offers VIRTIO_MSG_LB_F_VRING_FDS (unless --no-eventfd), else signalled
+ *    by the serving thread for each EVENT_AVAIL; it notifies the driver
+ *    through its call eventfd or with EVENT_USED.  The serving thread stops
+ *    a queue's worker before it resets or reconfigures the queue;
  *  - the main thread issues the ADD ioctls (which block until the kernel has
  *    probed the device, i.e. until the serving thread answered the probe
  *    messages), waits for SIGINT/SIGTERM/SIGHUP, issues the REMOVE ioctls
@@ -54,6 +60,7 @@ struct options {
 	const char *msg_dev;
 	const char *ready_file;
 	bool no_remove;
+	bool no_eventfd;
 };
 
 struct app {
@@ -86,19 +93,23 @@ static void usage(FILE *f)
 		"\n"
 		"Options:\n"
 		"  -q, --queue-size N        virtqueue max size, a power of 2 in 2-32768 (default %u)\n"
+		"      --queues N            request queues of each virtio-blk (VIRTIO_BLK_F_MQ),\n"
+		"                            1-%u, at most the number of online CPUs (default 1)\n"
 		"      --lb-dev PATH         loopback control device (default " DEFAULT_LB_DEV ")\n"
 		"      --msg-dev PATH        message device (default /dev/<name reported by the bus>)\n"
 		"      --no-remove           exit without removing the devices (the kernel\n"
 		"                            removes them once nobody serves the bus)\n"
 		"      --notification-data   offer VIRTIO_F_NOTIFICATION_DATA\n"
 		"      --event-idx           offer VIRTIO_RING_F_EVENT_IDX\n"
+		"      --no-eventfd          kick and call notifications as messages even when\n"
+		"                            the bus offers eventfds (for comparisons)\n"
 		"      --ready-file PATH     write our pid to PATH once all devices are added;\n"
 		"                            removed again on exit\n"
 		"      --foreground          run in the foreground (the default and only mode)\n"
 		"  -v, --verbose             log lifecycle events; twice: every message\n"
 		"  -V, --version             print the version and exit\n"
 		"  -h, --help                print this help and exit\n",
-		VMSG_QUEUE_SIZE_DEFAULT);
+		VMSG_QUEUE_SIZE_DEFAULT, VMSG_MAX_VQS);
 }
 
 static bool parse_u32(const char *s, unsigned long max, uint32_t *out, const char **end)
@@ -171,7 +182,7 @@ static int add_spec(struct options *o, enum dev_type type, const char *arg)
 
 enum {
 	OPT_RNG = 256, OPT_BLK, OPT_LB_DEV, OPT_MSG_DEV, OPT_NO_REMOVE, OPT_NOTIF_DATA,
-	OPT_EVENT_IDX, OPT_READY_FILE, OPT_FOREGROUND,
+	OPT_EVENT_IDX, OPT_READY_FILE, OPT_FOREGROUND, OPT_QUEUES, OPT_NO_EVENTFD,
 };
 
 /* Returns -1 to exit with 0 (help/version), 1 on usage errors, 0 to run. */
@@ -186,6 +197,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "no-remove", no_argument, NULL, OPT_NO_REMOVE },
 		{ "notification-data", no_argument, NULL, OPT_NOTIF_DATA },
 		{ "event-idx", no_argument, NULL, OPT_EVENT_IDX },
+		{ "queues", required_argument, NULL, OPT_QUEUES },
+		{ "no-eventfd", no_argument, NULL, OPT_NO_EVENTFD },
 		{ "ready-file", required_argument, NULL, OPT_READY_FILE },
 		{ "foreground", no_argument, NULL, OPT_FOREGROUND },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -194,6 +207,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t qs;
+	long cpus;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -234,6 +248,25 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_EVENT_IDX:
 			o->dev_opts.event_idx = true;
+			break;
+		case OPT_QUEUES:
+			if (!parse_u32(optarg, VMSG_MAX_VQS, &qs, NULL) || !qs) {
+				fprintf(stderr, "virtio-msg-backend: --queues must be in 1-%u\n",
+					VMSG_MAX_VQS);
+				return 1;
+			}
+			/* More queues than CPUs only adds threads. */
+			cpus = sysconf(_SC_NPROCESSORS_ONLN);
+			if (cpus > 0 && qs > (unsigned long)cpus) {
+				fprintf(stderr,
+					"virtio-msg-backend: --queues %u reduced to the %ld online CPUs\n",
+					qs, cpus);
+				qs = (uint32_t)cpus;
+			}
+			o->dev_opts.num_queues = qs;
+			break;
+		case OPT_NO_EVENTFD:
+			o->no_eventfd = true;
 			break;
 		case OPT_READY_FILE:
 			o->ready_file = optarg;
@@ -294,11 +327,27 @@ static int write_msg(int fd, const void *buf, size_t len)
 	}
 }
 
+/*
+ * Any thread: the serving thread and the workers.  One write() is one whole
+ * message, so concurrent writers cannot interleave.
+ */
 static int send_event(struct backend *be, const void *buf, size_t len)
 {
 	struct app *app = be->send_ctx;
 
 	return write_msg(app->msg_fd, buf, len);
+}
+
+static int set_vring_fd(struct backend *be, uint16_t dev_num, unsigned int index, bool call,
+			int fd)
+{
+	struct app *app = be->send_ctx;
+	struct virtio_msg_lb_vring_fd v = { .dev_num = dev_num, .index = index, .fd = fd };
+
+	if (ioctl(app->lb_fd, call ? VIRTIO_MSG_LB_IOC_SET_VRING_CALL :
+		  VIRTIO_MSG_LB_IOC_SET_VRING_KICK, &v))
+		return -errno;
+	return 0;
 }
 
 /* Tell the main thread (blocked in sigwait) that serving has ended. */
@@ -402,10 +451,10 @@ static int open_bus(struct app *app, const struct options *o)
 		vmsg_log("%s: message device name not terminated", o->lb_dev);
 		return -1;
 	}
-	vmsg_info("bus: %s, wire format %u, max message %u bytes, pool %llu bytes at bus address 0x%llx, %u/%u devices",
+	vmsg_info("bus: %s, wire format %u, max message %u bytes, pool %llu bytes at bus address 0x%llx, %u/%u devices, features 0x%x",
 		  info.msg_dev_name, info.wire_format, info.max_msg_size,
 		  (unsigned long long)info.pool_size, (unsigned long long)info.bus_addr_base,
-		  info.num_devices, info.max_devices);
+		  info.num_devices, info.max_devices, info.features);
 	if (!info.pool_size || info.pool_size > SIZE_MAX ||
 	    info.bus_addr_base > UINT64_MAX - info.pool_size) {
 		vmsg_log("%s: unusable DMA pool (size %llu at 0x%llx)", o->lb_dev,
@@ -440,6 +489,13 @@ static int open_bus(struct app *app, const struct options *o)
 	}
 	app->be.send_event = send_event;
 	app->be.send_ctx = app;
+	app->be.workers = &vq_worker_ops;
+	if (!(info.features & VIRTIO_MSG_LB_F_VRING_FDS))
+		vmsg_info("bus has no kick/call eventfds: notifications are messages");
+	else if (o->no_eventfd)
+		vmsg_info("kick/call eventfds not used (--no-eventfd)");
+	else
+		app->be.set_vring_fd = set_vring_fd;
 	app->rxbuf = malloc(app->be.max_msg_size);
 	app->txbuf = malloc(app->be.max_msg_size);
 	if (!app->rxbuf || !app->txbuf) {

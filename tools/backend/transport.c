@@ -65,6 +65,7 @@ int backend_init(struct backend *be, uint32_t wire_format, size_t max_msg_size,
 	be->max_msg_size = max_msg_size;
 	if (pool)
 		be->pool = *pool;
+	pthread_mutex_init(&be->ev_lock, NULL);
 	be->rx = calloc(1, sizeof(*be->rx));
 	be->tx = calloc(1, sizeof(*be->tx));
 	be->ev = calloc(1, sizeof(*be->ev));
@@ -88,6 +89,7 @@ void backend_destroy(struct backend *be)
 	be->rx = NULL;
 	be->tx = NULL;
 	be->ev = NULL;
+	pthread_mutex_destroy(&be->ev_lock);
 }
 
 struct vmsg_device *backend_find_device(struct backend *be, uint16_t dev_num)
@@ -149,8 +151,11 @@ void vmsg_device_free(struct vmsg_device *dev)
 
 	if (!dev)
 		return;
-	for (i = 0; i < VMSG_MAX_VQS; i++)
-		vq_reset(&dev->vqs[i]);
+	for (i = 0; i < VMSG_MAX_VQS; i++) {
+		vq_reset(dev, &dev->vqs[i]);
+		if (dev->vqs[i].worker)
+			dev->be->workers->free(&dev->vqs[i]);
+	}
 	if (dev->ops && dev->ops->destroy)
 		dev->ops->destroy(dev);
 	free(dev);
@@ -161,14 +166,27 @@ void vmsg_device_reset(struct vmsg_device *dev)
 	unsigned int i;
 
 	for (i = 0; i < VMSG_MAX_VQS; i++)
-		vq_reset(&dev->vqs[i]);
+		vq_reset(dev, &dev->vqs[i]);
 	dev->driver_features = 0;
 	dev->driver_features_extra = false;
-	dev->status = 0;
+	/* The workers are stopped: nobody else writes status now. */
+	__atomic_store_n(&dev->status, 0, __ATOMIC_SEQ_CST);
 	dev->deferred_kick = false;
 	dev->deferred_config_event = false;
 	if (dev->ops->reset)
 		dev->ops->reset(dev);
+}
+
+/* ---- worker threads, if any ---- */
+
+static bool worker_running(const struct vmsg_device *dev, const struct vmsg_vq *vq)
+{
+	return vq->worker && dev->be->workers->running(vq);
+}
+
+static bool in_worker(const struct vmsg_device *dev)
+{
+	return dev->be->workers && dev->be->workers->self();
 }
 
 /* ---- events ---- */
@@ -181,6 +199,8 @@ static void send_event(struct backend *be, uint16_t dev_num, uint8_t msg_id,
 	ssize_t n;
 	int err;
 
+	/* be->ev is shared; the bytes in buf are ours. */
+	pthread_mutex_lock(&be->ev_lock);
 	ev->type = 0;
 	ev->msg_id = msg_id;
 	ev->dev_num = dev_num;
@@ -189,6 +209,7 @@ static void send_event(struct backend *be, uint16_t dev_num, uint8_t msg_id,
 	memcpy(ev->payload, payload, len);
 	n = vmsg_encode(be->wire_format, ev, buf, sizeof(buf) < be->max_msg_size ?
 			sizeof(buf) : be->max_msg_size);
+	pthread_mutex_unlock(&be->ev_lock);
 	if (n < 0) {
 		vmsg_log("device %u: %s does not fit a message", dev_num, msg_name(0, msg_id));
 		return;
@@ -205,7 +226,7 @@ static void send_event(struct backend *be, uint16_t dev_num, uint8_t msg_id,
 void vmsg_send_config_event(struct vmsg_device *dev)
 {
 	struct virtio_msg_event_config ev = {
-		.device_status = htole32(dev->status),
+		.device_status = htole32(vmsg_dev_status(dev)),
 		.generation = htole32(dev->config_generation),
 	};
 
@@ -217,6 +238,12 @@ void vmsg_send_used_event(struct vmsg_device *dev, struct vmsg_vq *vq)
 	struct virtio_msg_event_used ev = { .vq_index = htole32(vq->index) };
 
 	send_event(dev->be, dev->dev_num, VIRTIO_MSG_EVENT_USED, &ev, sizeof(ev));
+}
+
+void vmsg_notify_used(struct vmsg_device *dev, struct vmsg_vq *vq)
+{
+	if (!vq->worker || !dev->be->workers->call(vq))
+		vmsg_send_used_event(dev, vq);
 }
 
 void vmsg_vq_mark_broken(struct vmsg_device *dev, struct vmsg_vq *vq, const char *fmt, ...)
@@ -236,9 +263,14 @@ void vmsg_vq_mark_broken(struct vmsg_device *dev, struct vmsg_vq *vq, const char
 	/*
 	 * Tell the driver: NEEDS_RESET plus a configuration change
 	 * notification is how a virtio device reports an unrecoverable error.
+	 * A worker has no request to wait for and must not touch the serving
+	 * thread's deferred work: it sends the event itself.
 	 */
-	dev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	dev->deferred_config_event = true;
+	__atomic_fetch_or(&dev->status, VIRTIO_CONFIG_S_NEEDS_RESET, __ATOMIC_SEQ_CST);
+	if (!in_worker(dev))
+		dev->deferred_config_event = true;
+	else if (vmsg_dev_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK)
+		vmsg_send_config_event(dev);
 }
 
 void backend_run_deferred(struct backend *be)
@@ -250,14 +282,23 @@ void backend_run_deferred(struct backend *be)
 		dev = be->devs[i];
 		if (dev->deferred_kick) {
 			dev->deferred_kick = false;
-			for (q = 0; q < dev->num_vqs; q++)
-				if (dev->vqs[q].enabled)
-					vq_process(dev, &dev->vqs[q]);
+			for (q = 0; q < dev->num_vqs; q++) {
+				struct vmsg_vq *vq = &dev->vqs[q];
+
+				if (worker_running(dev, vq))
+					be->workers->kick(vq);
+				else if (!vq->enabled)
+					continue;
+				else if (!be->workers)
+					vq_process(dev, vq);
+				else if (be->workers->start(dev, vq))
+					vmsg_vq_mark_broken(dev, vq, "no worker thread");
+			}
 		}
 		if (dev->deferred_config_event) {
 			dev->deferred_config_event = false;
 			/* Only a driver that is up listens for config changes. */
-			if (dev->status & VIRTIO_CONFIG_S_DRIVER_OK)
+			if (vmsg_dev_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK)
 				vmsg_send_config_event(dev);
 		}
 	}
@@ -338,7 +379,7 @@ static int set_driver_features(struct vmsg_device *dev, const struct vmsg_msg *r
 	num = le32toh(req->num_blocks);
 	if (num > (rx->payload_len - sizeof(*req)) / sizeof(req->features[0]))
 		return -EINVAL;
-	if (dev->status & VIRTIO_CONFIG_S_FEATURES_OK) {
+	if (vmsg_dev_status(dev) & VIRTIO_CONFIG_S_FEATURES_OK) {
 		/* Too late: the feature set was accepted already. */
 		vmsg_log("device %u: SET_DRIVER_FEATURES after FEATURES_OK ignored",
 			 dev->dev_num);
@@ -450,7 +491,7 @@ not_offered:
 
 static void set_status(struct vmsg_device *dev, uint32_t status)
 {
-	uint32_t old = dev->status;
+	uint32_t old = vmsg_dev_status(dev), prev;
 
 	if (!status) {
 		vmsg_info("device %u: reset", dev->dev_num);
@@ -461,8 +502,14 @@ static void set_status(struct vmsg_device *dev, uint32_t status)
 	if ((status & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK) &&
 	    !features_acceptable(dev))
 		status &= ~VIRTIO_CONFIG_S_FEATURES_OK;
-	/* NEEDS_RESET is the device's to set, and only a reset clears it. */
-	dev->status = status | (old & VIRTIO_CONFIG_S_NEEDS_RESET);
+	/*
+	 * NEEDS_RESET is the device's to set, and only a reset clears it; a
+	 * worker may set it at any time, so put back what we overwrote.
+	 */
+	prev = __atomic_exchange_n(&dev->status, status | (old & VIRTIO_CONFIG_S_NEEDS_RESET),
+				   __ATOMIC_SEQ_CST);
+	if (prev & VIRTIO_CONFIG_S_NEEDS_RESET)
+		__atomic_fetch_or(&dev->status, VIRTIO_CONFIG_S_NEEDS_RESET, __ATOMIC_SEQ_CST);
 	if ((status & VIRTIO_CONFIG_S_FAILED) && !(old & VIRTIO_CONFIG_S_FAILED))
 		vmsg_log("device %u: driver set FAILED", dev->dev_num);
 	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK)) {
@@ -484,7 +531,7 @@ static int set_device_status(struct vmsg_device *dev, const struct vmsg_msg *rx,
 	if (!req)
 		return -EINVAL;
 	set_status(dev, le32toh(req->status));
-	r->status = htole32(dev->status);
+	r->status = htole32(vmsg_dev_status(dev));
 	tx->payload_len = sizeof(*r);
 	return 0;
 }
@@ -493,7 +540,7 @@ static int get_device_status(struct vmsg_device *dev, struct vmsg_msg *tx)
 {
 	struct virtio_msg_status *r = (void *)tx->payload;
 
-	r->status = htole32(dev->status);
+	r->status = htole32(vmsg_dev_status(dev));
 	tx->payload_len = sizeof(*r);
 	return 0;
 }
@@ -540,6 +587,17 @@ static int set_vqueue(struct vmsg_device *dev, const struct vmsg_msg *rx, struct
 	} else {
 		vq_setup(dev, &dev->vqs[index], le32toh(req->size), le64toh(req->desc_addr),
 			 le64toh(req->driver_addr), le64toh(req->device_addr));
+		/*
+		 * Bind the queue's eventfds before the driver can kick it, so
+		 * that the bus knows them by DRIVER_OK; a failure only means
+		 * messages (and starting the worker tries again).
+		 */
+		if (dev->be->workers && dev->vqs[index].enabled)
+			dev->be->workers->prepare(dev, &dev->vqs[index]);
+		/* Re-enabled after a queue reset: serve it (its worker starts). */
+		if (dev->vqs[index].enabled &&
+		    (vmsg_dev_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK))
+			dev->deferred_kick = true;
 	}
 	tx->payload_len = 0;
 	return 0;
@@ -556,7 +614,7 @@ static int reset_vqueue(struct vmsg_device *dev, const struct vmsg_msg *rx, stru
 	index = le32toh(req->index);
 	if (index < dev->num_vqs) {
 		vmsg_info("device %u: vq %u reset", dev->dev_num, index);
-		vq_reset(&dev->vqs[index]);
+		vq_reset(dev, &dev->vqs[index]);
 	}
 	tx->payload_len = 0;
 	return 0;
@@ -603,6 +661,7 @@ static void event_avail(struct vmsg_device *dev, const struct vmsg_msg *rx)
 		REQ_PAYLOAD(rx, struct virtio_msg_vqueue_index);
 	uint32_t index;
 	struct vmsg_vq *vq;
+	bool running;
 
 	if (!ev) {
 		vmsg_log("device %u: short EVENT_AVAIL dropped", dev->dev_num);
@@ -614,6 +673,8 @@ static void event_avail(struct vmsg_device *dev, const struct vmsg_msg *rx)
 		return;
 	}
 	vq = &dev->vqs[index];
+	/* Its worker owns enabled/broken now: do not look, wake it. */
+	running = worker_running(dev, vq);
 	/*
 	 * With VIRTIO_F_NOTIFICATION_DATA next_offset is the driver's new avail
 	 * index.  It is only a hint: avail->idx in memory is authoritative, and
@@ -624,10 +685,14 @@ static void event_avail(struct vmsg_device *dev, const struct vmsg_msg *rx)
 
 		vmsg_trace("device %u: kick vq %u next_offset 0x%x", dev->dev_num, index,
 			   le32toh(ea->next_offset));
-		if (vmsg_has_feature(dev, VIRTIO_F_NOTIFICATION_DATA) && vq->enabled)
+		if (vmsg_has_feature(dev, VIRTIO_F_NOTIFICATION_DATA) && (running || vq->enabled))
 			vq_check_notification_data(dev, vq, le32toh(ea->next_offset));
 	}
-	if (!(dev->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
+	if (running) {
+		dev->be->workers->kick(vq);
+		return;
+	}
+	if (!(vmsg_dev_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK)) {
 		/* Processed when DRIVER_OK is set. */
 		vmsg_trace("device %u: kick before DRIVER_OK deferred", dev->dev_num);
 		return;
@@ -638,7 +703,10 @@ static void event_avail(struct vmsg_device *dev, const struct vmsg_msg *rx)
 				  index);
 		return;
 	}
-	vq_process(dev, vq);
+	if (dev->be->workers)
+		dev->deferred_kick = true;	/* starts its worker */
+	else
+		vq_process(dev, vq);
 }
 
 /* ---- bus messages ---- */

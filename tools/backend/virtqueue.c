@@ -100,13 +100,18 @@ static void read_desc(const uint8_t *p, struct desc *d)
 	d->next = le16toh(next);
 }
 
-void vq_reset(struct vmsg_vq *vq)
+void vq_reset(struct vmsg_device *dev, struct vmsg_vq *vq)
 {
+	struct vq_worker *worker = vq->worker;
 	unsigned int index = vq->index;
 
+	/* Nobody may be walking the rings while they go away. */
+	if (worker)
+		dev->be->workers->stop(vq);
 	free(vq->segs);
 	memset(vq, 0, sizeof(*vq));
 	vq->index = index;
+	vq->worker = worker;
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -123,7 +128,7 @@ void vq_setup(struct vmsg_device *dev, struct vmsg_vq *vq, uint32_t size, uint64
 
 	if (vq->configured)
 		vmsg_info("device %u: vq %u reconfigured without reset", dev->dev_num, vq->index);
-	vq_reset(vq);
+	vq_reset(dev, vq);
 	vq->configured = true;
 	vq->size = size;
 	vq->desc_addr = desc_addr;
@@ -304,14 +309,29 @@ static bool should_notify(struct vmsg_vq *vq)
 	return !(load16(vq->avail + AVAIL_FLAGS) & VRING_AVAIL_F_NO_INTERRUPT);
 }
 
+/*
+ * Without EVENT_IDX: VRING_USED_F_NO_NOTIFY while we are processing anyway,
+ * so that the driver does not kick for every buffer it adds meanwhile.
+ */
+static void set_no_notify(struct vmsg_vq *vq, bool on)
+{
+	store16(vq->used + USED_FLAGS, on ? VRING_USED_F_NO_NOTIFY : 0);
+}
+
+/* Only a worker thread is ever asked to stop. */
+static bool stopping(const struct vmsg_device *dev, const struct vmsg_vq *vq)
+{
+	return vq->worker && dev->be->workers->stopping(vq);
+}
+
 void vq_process(struct vmsg_device *dev, struct vmsg_vq *vq)
 {
-	bool completed = false;
+	bool completed = false, suppressed = false;
 	struct vq_chain chain;
 	uint16_t avail_idx, head;
 	int64_t len;
 
-	while (vq->enabled) {
+	while (vq->enabled && !stopping(dev, vq)) {
 		avail_idx = load16_acquire(vq->avail + AVAIL_IDX);
 		if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->size) {
 			vmsg_vq_mark_broken(dev, vq, "avail idx jumped from %u to %u (size %u)",
@@ -319,19 +339,28 @@ void vq_process(struct vmsg_device *dev, struct vmsg_vq *vq)
 			break;
 		}
 		if (avail_idx == vq->last_avail_idx) {
-			if (!vq->event_idx)
-				break;
 			/*
-			 * Ask for a kick at the next new buffer, then look again:
-			 * the driver may have added one before it saw avail_event.
+			 * Ask for a kick at the next new buffer (avail_event, or
+			 * clear NO_NOTIFY), then look again: the driver may have
+			 * added one before it saw that.
 			 */
-			store16(vq->used + USED_RING(vq->size), vq->last_avail_idx);
+			if (vq->event_idx)
+				store16(vq->used + USED_RING(vq->size), vq->last_avail_idx);
+			else if (suppressed)
+				set_no_notify(vq, false);
+			else
+				break;
+			suppressed = false;
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			if (load16_acquire(vq->avail + AVAIL_IDX) == vq->last_avail_idx)
 				break;
 			continue;
 		}
-		while (vq->enabled && vq->last_avail_idx != avail_idx) {
+		if (!vq->event_idx && !suppressed) {
+			set_no_notify(vq, true);
+			suppressed = true;
+		}
+		while (vq->enabled && vq->last_avail_idx != avail_idx && !stopping(dev, vq)) {
 			head = load16(vq->avail + AVAIL_RING(vq->last_avail_idx & (vq->size - 1)));
 			if (head >= vq->size) {
 				vmsg_vq_mark_broken(dev, vq,
@@ -356,7 +385,7 @@ void vq_process(struct vmsg_device *dev, struct vmsg_vq *vq)
 	}
 	/* Completions before a violation are still valid: let the driver reap them. */
 	if (completed && vq->used && should_notify(vq))
-		vmsg_send_used_event(dev, vq);
+		vmsg_notify_used(dev, vq);
 }
 
 static uint64_t chain_copy(const struct vq_seg *segs, unsigned int n, uint64_t offset,

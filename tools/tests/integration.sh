@@ -95,6 +95,90 @@ for wire in 0 1; do
 	fi
 done
 
+# The data-path fast path: kick/call eventfds, a worker per queue, multi-queue
+# blk.  --queues is bounded by the online CPUs.
+nq=$(nproc 2>/dev/null || echo 1)
+[ "$nq" -gt 2 ] && nq=2
+fast() {	# name, expected "K/N kicks, C/N calls", extra grep, backend args...
+	fname=$1 want=$2 extra=$3
+	shift 3
+	rm -f "$tmp/ready"
+	backend_bg --rng 1 --blk "2:$tmp/disk.img" --queues 2 --ready-file "$tmp/ready" \
+		"$@" >"$tmp/log" 2>&1
+	if ! wait_for "$tmp/ready" 100; then
+		stop KILL
+		bad "$fname (never ready)"
+		return
+	fi
+	stop TERM
+	rc=$?
+	if [ $rc -eq 0 ] && ! grep -q FAILED "$tmp/log" &&
+	   grep -q "fake-lb: device 2: $want by eventfd" "$tmp/log" &&
+	   grep -q "fake-lb: device 2 removed" "$tmp/log" &&
+	   grep -q "fake-lb: device 1 removed" "$tmp/log" &&
+	   { [ -z "$extra" ] || grep -q -- "$extra" "$tmp/log"; } &&
+	   [ "$(od -An -tu1 -j $((3 * 512)) -N 2 "$tmp/disk.img" | tr -s ' ')" = " 2 33" ]; then
+		ok "$fname"
+	else
+		bad "$fname (rc $rc)"
+	fi
+}
+n=$((2 * nq))
+export FAKE_LB_VRING_FDS=1
+fast "eventfd kick and call, $nq blk queue(s)" "$n/$n kicks, $n/$n calls" \
+	"device 2: $nq request queues"
+if [ "$nq" -eq 2 ] && [ "$(od -An -tu1 -j $((11 * 512)) -N 2 "$tmp/disk.img" | tr -s ' ')" != " 3 34" ]; then
+	bad "eventfd kick and call: queue 1 did not write its sector"
+fi
+export FAKE_LB_EVENT_IDX=1
+fast "eventfd with EVENT_IDX" "$n/$n kicks, $n/$n calls" "event idx" --event-idx -v
+unset FAKE_LB_EVENT_IDX
+fast "--no-eventfd keeps messages" "0/$n kicks, 0/$n calls" "not used (--no-eventfd)" \
+	--no-eventfd -v
+export FAKE_LB_VRING_FDS=2
+fast "eventfd ioctls failing: messages" "0/$n kicks, 0/$n calls" "such queues use messages"
+if [ "$(grep -c "such queues use messages" "$tmp/log")" -ne 1 ]; then
+	bad "eventfd ioctls failing: logged more than once"
+fi
+unset FAKE_LB_VRING_FDS
+fast "kernel without eventfds" "0/$n kicks, 0/$n calls" "no kick/call eventfds" -v
+
+# Exit without REMOVE while the workers run: they are stopped and joined.
+name="--no-remove with workers running"
+rm -f "$tmp/ready"
+FAKE_LB_VRING_FDS=1 backend_bg --rng 9 --blk "2:$tmp/disk.img" --queues 2 --no-remove \
+	--ready-file "$tmp/ready" -v >"$tmp/log" 2>&1
+wait_for "$tmp/ready" 100
+stop TERM
+rc=$?
+if [ $rc -eq 0 ] && grep -q "fake-lb: device 2 added" "$tmp/log" &&
+   ! grep -q "removed" "$tmp/log" && ! grep -q "did not exit" "$tmp/log" &&
+   [ "$(grep -c "worker stopped" "$tmp/log")" -eq $((1 + nq)) ]; then
+	ok "$name"
+else
+	bad "$name (rc $rc)"
+fi
+
+# REMOVE right after a ring full of writes on every queue: the reset stops the
+# busy workers, and nothing is sent after its response.
+for fds in 1 0; do
+	name="REMOVE with busy workers, eventfds $fds"
+	rm -f "$tmp/ready"
+	FAKE_LB_VRING_FDS=$fds FAKE_LB_BUSY_REMOVE=1 backend_bg --rng 1 \
+		--blk "2:$tmp/disk.img" --queues 2 --ready-file "$tmp/ready" -v >"$tmp/log" 2>&1
+	wait_for "$tmp/ready" 100
+	stop TERM
+	rc=$?
+	if [ $rc -eq 0 ] && ! grep -q FAILED "$tmp/log" &&
+	   grep -q "fake-lb: device 2: reset with $nq queue(s) busy" "$tmp/log" &&
+	   grep -q "fake-lb: device 2 removed" "$tmp/log" &&
+	   ! grep -q "did not exit" "$tmp/log"; then
+		ok "$name"
+	else
+		bad "$name (rc $rc)"
+	fi
+done
+
 # SIGINT works too, --no-remove leaves the devices.
 name="SIGINT with --no-remove"
 rm -f "$tmp/ready"
@@ -193,17 +277,20 @@ else
 fi
 
 name="usage errors"
-r1=0; r2=0; r3=0; r4=0; r5=0
+r1=0; r2=0; r3=0; r4=0; r5=0; r6=0; r7=0
 "$BIN" >"$tmp/log" 2>&1 || r1=$?
 "$BIN" --rng 70000 >>"$tmp/log" 2>&1 || r2=$?
 "$BIN" --rng 1 --rng 1 >>"$tmp/log" 2>&1 || r3=$?
 "$BIN" --queue-size 100 --rng 1 >>"$tmp/log" 2>&1 || r4=$?
 "$BIN" --blk 1 >>"$tmp/log" 2>&1 || r5=$?
-if [ "$r1$r2$r3$r4$r5" = 22222 ] && "$BIN" --help | grep -q -- "--blk DEVNUM:FILE" &&
+"$BIN" --queues 0 --rng 1 >>"$tmp/log" 2>&1 || r6=$?
+"$BIN" --queues 17 --rng 1 >>"$tmp/log" 2>&1 || r7=$?
+if [ "$r1$r2$r3$r4$r5$r6$r7" = 2222222 ] && "$BIN" --help | grep -q -- "--blk DEVNUM:FILE" &&
+   "$BIN" --help | grep -q -- "--queues N" && "$BIN" --help | grep -q -- "--no-eventfd" &&
    "$BIN" --version | grep -q "virtio-msg-backend"; then
 	ok "$name"
 else
-	bad "$name ($r1 $r2 $r3 $r4 $r5)"
+	bad "$name ($r1 $r2 $r3 $r4 $r5 $r6 $r7)"
 fi
 
 echo "$passed passed, $failed failed"

@@ -11,10 +11,13 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
@@ -123,19 +126,46 @@ struct tb {
 	char blk_path[64];
 	int blk_fd;
 	size_t max_msg;
+	/* Threaded test beds: eventfds the backend bound (our duplicates). */
+	int kick_fd[4][VMSG_MAX_VQS];
+	int call_fd[4][VMSG_MAX_VQS];
+	int bind_err;		/* what set_vring_fd answers */
+	unsigned int n_bind;
 };
 
 static struct tb *cur_tb;
+/* Events come from the worker threads of a threaded test bed too. */
+static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int record_event(struct backend *be, const void *buf, size_t len)
 {
 	struct tb *t = be->send_ctx;
 
+	pthread_mutex_lock(&ev_lock);
 	if (t->n_ev < sizeof(t->ev) / sizeof(t->ev[0]) && len <= sizeof(t->ev[0].buf)) {
 		memcpy(t->ev[t->n_ev].buf, buf, len);
 		t->ev[t->n_ev].len = len;
 	}
 	t->n_ev++;
+	pthread_mutex_unlock(&ev_lock);
+	return 0;
+}
+
+static int tb_set_vring_fd(struct backend *be, uint16_t dev_num, unsigned int index, bool call,
+			   int fd)
+{
+	struct tb *t = be->send_ctx;
+	int *slot;
+
+	if (t->bind_err)
+		return t->bind_err;
+	if (dev_num >= 4 || index >= VMSG_MAX_VQS)
+		return -EINVAL;
+	slot = call ? &t->call_fd[dev_num][index] : &t->kick_fd[dev_num][index];
+	if (*slot >= 0)
+		close(*slot);
+	*slot = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	t->n_bind++;
 	return 0;
 }
 
@@ -159,6 +189,8 @@ static void tb_init_opts(struct tb *t, uint32_t fmt, const struct vmsg_dev_opts 
 	int ret;
 
 	memset(t, 0, sizeof(*t));
+	memset(t->kick_fd, 0xff, sizeof(t->kick_fd));
+	memset(t->call_fd, 0xff, sizeof(t->call_fd));
 	cur_tb = t;
 	t->fmt = fmt;
 	t->token = 1;
@@ -218,9 +250,30 @@ static void tb_add_ro(struct tb *t)
 	unlink(path);
 }
 
+/* Serve queues from worker threads; bind_err < 0: the bus refuses eventfds. */
+static void tb_init_threaded(struct tb *t, const struct vmsg_dev_opts *opts, bool vring_fds,
+			     int bind_err)
+{
+	tb_init_opts(t, VIRTIO_MSG_WIRE_SPEC, opts);
+	t->be.workers = &vq_worker_ops;
+	if (vring_fds)
+		t->be.set_vring_fd = tb_set_vring_fd;
+	t->bind_err = bind_err;
+}
+
 static void tb_fini(struct tb *t)
 {
+	unsigned int i, j;
+
 	backend_destroy(&t->be);
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < VMSG_MAX_VQS; j++) {
+			if (t->kick_fd[i][j] >= 0)
+				close(t->kick_fd[i][j]);
+			if (t->call_fd[i][j] >= 0)
+				close(t->call_fd[i][j]);
+		}
+	}
 	free(t->pool);
 	close(t->blk_fd);
 	unlink(t->blk_path);
@@ -390,12 +443,14 @@ static unsigned int count_events(struct tb *t, uint8_t id, uint16_t dev)
 {
 	unsigned int i, n = 0;
 
+	pthread_mutex_lock(&ev_lock);
 	for (i = 0; i < t->n_ev && i < 256; i++) {
 		const uint8_t *b = t->ev[i].buf;
 
 		if (b[1] == id && get16(b + 2) == dev)
 			n++;
 	}
+	pthread_mutex_unlock(&ev_lock);
 	return n;
 }
 
@@ -477,7 +532,9 @@ static uint16_t dvq_add(struct tb *t, struct dvq *q, const struct buf *b, unsign
 
 static uint16_t used_idx(struct tb *t, struct dvq *q)
 {
-	return get16(pool_at(t, q->used) + 2);
+	/* Acquire: a worker thread may be publishing it. */
+	return le16toh(__atomic_load_n((uint16_t *)(void *)(pool_at(t, q->used) + 2),
+				       __ATOMIC_ACQUIRE));
 }
 
 /* Pop one used element; false if none. */
@@ -1698,6 +1755,381 @@ static void test_bad_set_vqueue(void)
 	tb_fini(&t);
 }
 
+/* ---- test cases: worker threads, eventfds, multi-queue ---- */
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Wait (up to 5 s) until the worker has used want buffers of q. */
+static bool wait_used_idx(struct tb *t, struct dvq *q, uint16_t want)
+{
+	unsigned int i;
+
+	for (i = 0; i < 5000; i++) {
+		if (used_idx(t, q) == want)
+			return true;
+		sleep_ms(1);
+	}
+	return false;
+}
+
+static bool wait_used_idx_min(struct tb *t, struct dvq *q, uint16_t min)
+{
+	unsigned int i;
+
+	for (i = 0; i < 5000000; i++)
+		if (used_idx(t, q) >= min)
+			return true;
+	return false;
+}
+
+/* Signals on a call eventfd within timeout_ms (the eventfd counts them). */
+static uint64_t wait_call(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	eventfd_t v = 0;
+
+	if (fd < 0 || poll(&p, 1, timeout_ms) != 1 || eventfd_read(fd, &v))
+		return 0;
+	return v;
+}
+
+static bool wait_events(struct tb *t, uint8_t id, uint16_t dev, unsigned int want)
+{
+	unsigned int i;
+
+	for (i = 0; i < 5000; i++) {
+		if (count_events(t, id, dev) >= want)
+			return true;
+		sleep_ms(1);
+	}
+	return false;
+}
+
+static void kick_fd(struct tb *t, uint16_t dev, unsigned int index)
+{
+	CHECK(t->kick_fd[dev][index] >= 0 && eventfd_write(t->kick_fd[dev][index], 1) == 0);
+}
+
+/* Ring fields a worker thread reads or writes concurrently. */
+static uint16_t ld16(const uint8_t *p)
+{
+	return le16toh(__atomic_load_n((const uint16_t *)(const void *)p, __ATOMIC_ACQUIRE));
+}
+
+static void st16(uint8_t *p, uint16_t v)
+{
+	__atomic_store_n((uint16_t *)(void *)p, htole16(v), __ATOMIC_RELEASE);
+}
+
+static struct vmsg_vq *vq_of(struct tb *t, uint16_t dev, unsigned int index)
+{
+	return &dev_of(t, dev)->vqs[index];
+}
+
+static void test_thr_eventfd(void)
+{
+	struct vmsg_dev_opts o = default_opts();
+	struct blkreq r[16];
+	uint8_t file[1024];
+	uint64_t buf[16];
+	unsigned int i;
+	struct tb t;
+	struct dvq q;
+
+	tb_init_threaded(&t, &o, true, 0);
+	tb_probe(&t, DEV_BLK, &q, 0);
+	/* Bound on SET_VQUEUE, before DRIVER_OK; the worker runs. */
+	CHECK(t.kick_fd[DEV_BLK][0] >= 0 && t.call_fd[DEV_BLK][0] >= 0);
+	CHECK(vq_worker_running(vq_of(&t, DEV_BLK, 0)));
+	/* Sixteen writes, one kick through the eventfd: all served. */
+	for (i = 0; i < 16; i++) {
+		buf[i] = tb_alloc(&t, 1024, 512);
+		fill_pattern(pool_at(&t, buf[i]), 1024, 300 + i);
+		blk_submit(&t, &q, &r[i], VIRTIO_BLK_T_OUT, 2 * i, buf[i], 1024, i & 1);
+	}
+	kick_fd(&t, DEV_BLK, 0);
+	CHECK(wait_used_idx(&t, &q, 16));
+	CHECK(wait_call(t.call_fd[DEV_BLK][0], 5000) >= 1);
+	for (i = 0; i < 16; i++) {
+		CHECK(*pool_at(&t, r[i].status) == VIRTIO_BLK_S_OK);
+		CHECK(pread(t.blk_fd, file, sizeof(file), 2 * i * 512) == sizeof(file));
+		CHECK(!memcmp(file, pool_at(&t, buf[i]), sizeof(file)));
+	}
+	/* An EVENT_AVAIL message wakes the same worker; still no EVENT_USED. */
+	blk_submit(&t, &q, &r[0], VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	tb_kick(&t, DEV_BLK, 0);
+	CHECK(wait_used_idx(&t, &q, 17));
+	CHECK(wait_call(t.call_fd[DEV_BLK][0], 5000) >= 1);
+	CHECK(count_events(&t, VIRTIO_MSG_EVENT_USED, DEV_BLK) == 0);
+	/* The rng's queue has its own worker and eventfds. */
+	CHECK(t.kick_fd[DEV_RNG][0] < 0);
+	tb_fini(&t);
+}
+
+/* The bus refuses the eventfds, or has none: kicks and calls are messages. */
+static void thr_messages(bool vring_fds)
+{
+	struct vmsg_dev_opts o = default_opts();
+	struct blkreq r;
+	unsigned int i;
+	struct tb t;
+	struct dvq q;
+
+	tb_init_threaded(&t, &o, vring_fds, -ENOTTY);
+	tb_probe(&t, DEV_BLK, &q, 0);
+	CHECK(t.kick_fd[DEV_BLK][0] < 0 && t.call_fd[DEV_BLK][0] < 0);
+	CHECK(t.be.vring_fd_failed == vring_fds);
+	CHECK(vq_worker_running(vq_of(&t, DEV_BLK, 0)));
+	for (i = 1; i <= 3; i++) {
+		blk_submit(&t, &q, &r, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+		tb_kick(&t, DEV_BLK, 0);
+		CHECK(wait_used_idx(&t, &q, (uint16_t)i));
+		CHECK(wait_events(&t, VIRTIO_MSG_EVENT_USED, DEV_BLK, i));
+		CHECK(*pool_at(&t, r.status) == VIRTIO_BLK_S_OK);
+	}
+	tb_fini(&t);
+}
+
+static void test_thr_bind_fails(void) { thr_messages(true); }
+static void test_thr_no_vring_fds(void) { thr_messages(false); }
+
+static void test_thr_event_idx(void)
+{
+	struct vmsg_dev_opts o = default_opts();
+	uint8_t *avail, *used;
+	struct blkreq r;
+	unsigned int i;
+	struct tb t;
+	struct dvq q;
+	int call;
+
+	o.event_idx = true;
+	tb_init_threaded(&t, &o, true, 0);
+	tb_probe(&t, DEV_BLK, &q, 0);
+	CHECK(vq_of(&t, DEV_BLK, 0)->event_idx);
+	avail = pool_at(&t, q.avail);
+	used = pool_at(&t, q.used);
+	call = t.call_fd[DEV_BLK][0];
+	/* Let the first pass after DRIVER_OK finish: it publishes avail_event 0. */
+	sleep_ms(20);
+	/* used_event 7: eight buffers, one kick, exactly one call. */
+	st16(avail + 4 + 2 * QSIZE, 7);
+	for (i = 0; i < 8; i++)
+		blk_submit(&t, &q, &r, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	kick_fd(&t, DEV_BLK, 0);
+	CHECK(wait_used_idx(&t, &q, 8));
+	CHECK(wait_call(call, 5000) == 1);
+	/* avail_event: kick me for buffer 8. */
+	CHECK(ld16(used + 4 + 8 * QSIZE) == 8);
+	/* used_event behind: four more buffers, no call. */
+	st16(avail + 4 + 2 * QSIZE, 3);
+	for (i = 0; i < 4; i++)
+		blk_submit(&t, &q, &r, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	kick_fd(&t, DEV_BLK, 0);
+	CHECK(wait_used_idx(&t, &q, 12));
+	CHECK(wait_call(call, 50) == 0);
+	CHECK(ld16(used + 4 + 8 * QSIZE) == 12);
+	/* The driver side: the first new buffer needs a kick, the second not. */
+	st16(avail + 4 + 2 * QSIZE, 13);
+	blk_submit(&t, &q, &r, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	CHECK(vring_need_event(ld16(used + 4 + 8 * QSIZE), 13, 12));
+	blk_submit(&t, &q, &r, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	CHECK(!vring_need_event(ld16(used + 4 + 8 * QSIZE), 14, 13));
+	/* One kick serves both; used 12 -> 14 crosses used_event 13: one call. */
+	kick_fd(&t, DEV_BLK, 0);
+	CHECK(wait_used_idx(&t, &q, 14));
+	CHECK(wait_call(call, 5000) == 1);
+	CHECK(wait_call(call, 50) == 0);
+	CHECK(count_events(&t, VIRTIO_MSG_EVENT_USED, DEV_BLK) == 0);
+	tb_fini(&t);
+}
+
+#define MQ_QUEUES	4
+
+static void test_thr_multiqueue(void)
+{
+	const uint32_t s = VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
+	struct vmsg_dev_opts o = default_opts();
+	struct blkreq r[MQ_QUEUES][8];
+	uint64_t buf[MQ_QUEUES][8];
+	struct dvq q[MQ_QUEUES];
+	uint8_t resp[64], p[8], file[512];
+	unsigned int i, k;
+	uint64_t f;
+	struct tb t;
+
+	o.num_queues = MQ_QUEUES;
+	tb_init_threaded(&t, &o, true, 0);
+	CHECK(tb_req(&t, DEV_BLK, VIRTIO_MSG_GET_DEVICE_INFO, NULL, 0, resp) == 24);
+	CHECK(get32(resp + 16) == MQ_QUEUES);
+	f = tb_get_features(&t, DEV_BLK);
+	CHECK(f & (1ULL << VIRTIO_BLK_F_MQ));
+	/* The rng has one queue and no MQ. */
+	CHECK(!(tb_get_features(&t, DEV_RNG) & (1ULL << VIRTIO_BLK_F_MQ)));
+	put32(p, offsetof(struct virtio_blk_config, num_queues));
+	put32(p + 4, 2);
+	CHECK(tb_req(&t, DEV_BLK, VIRTIO_MSG_GET_CONFIG, p, 8, resp) == 14);
+	CHECK(get16(resp + 12) == MQ_QUEUES);
+
+	tb_set_status(&t, DEV_BLK, VIRTIO_CONFIG_S_DRIVER);
+	tb_set_features(&t, DEV_BLK, f);
+	CHECK(tb_set_status(&t, DEV_BLK, s) == s);
+	for (i = 0; i < MQ_QUEUES; i++) {
+		dvq_init(&q[i], QSIZE);
+		q[i].desc = tb_alloc(&t, 16 * QSIZE, 16);
+		q[i].avail = tb_alloc(&t, 6 + 2 * QSIZE, 2);
+		q[i].used = tb_alloc(&t, 6 + 8 * QSIZE, 4);
+		tb_set_vqueue(&t, DEV_BLK, i, QSIZE, q[i].desc, q[i].avail, q[i].used);
+		CHECK(t.kick_fd[DEV_BLK][i] >= 0 && t.call_fd[DEV_BLK][i] >= 0);
+	}
+	CHECK(tb_set_status(&t, DEV_BLK, s | VIRTIO_CONFIG_S_DRIVER_OK) ==
+	      (s | VIRTIO_CONFIG_S_DRIVER_OK));
+	for (i = 0; i < MQ_QUEUES; i++)
+		CHECK(vq_worker_running(vq_of(&t, DEV_BLK, i)));
+	/* Eight writes on every queue, to sectors of their own; all kicked at once. */
+	for (i = 0; i < MQ_QUEUES; i++) {
+		for (k = 0; k < 8; k++) {
+			buf[i][k] = tb_alloc(&t, 512, 512);
+			fill_pattern(pool_at(&t, buf[i][k]), 512, 10 * i + k);
+			blk_submit(&t, &q[i], &r[i][k], VIRTIO_BLK_T_OUT, 100 * i + k, buf[i][k],
+				   512, k & 1);
+		}
+	}
+	for (i = 0; i < MQ_QUEUES; i++)
+		kick_fd(&t, DEV_BLK, i);
+	for (i = 0; i < MQ_QUEUES; i++) {
+		CHECK(wait_used_idx(&t, &q[i], 8));
+		CHECK(wait_call(t.call_fd[DEV_BLK][i], 5000) >= 1);
+		for (k = 0; k < 8; k++) {
+			CHECK(*pool_at(&t, r[i][k].status) == VIRTIO_BLK_S_OK);
+			CHECK(pread(t.blk_fd, file, 512, (100 * i + k) * 512) == 512);
+			CHECK(!memcmp(file, pool_at(&t, buf[i][k]), 512));
+		}
+	}
+	/* A queue that does not exist stays without worker. */
+	CHECK(!vq_worker_running(vq_of(&t, DEV_BLK, MQ_QUEUES)));
+	tb_fini(&t);
+}
+
+/* A ring full of big writes, each followed by a flush; returns how many. */
+static unsigned int busy_blk(struct tb *t, struct dvq *q, uint64_t data)
+{
+	struct blkreq r;
+	unsigned int i, n = QSIZE / 3;
+
+	for (i = 0; i < n; i++)
+		blk_submit(t, q, &r, i & 1 ? VIRTIO_BLK_T_FLUSH : VIRTIO_BLK_T_OUT, 0, data,
+			   i & 1 ? 0 : 256 * 1024, false);
+	return n;
+}
+
+/* RESET_VQUEUE, fresh rings, SET_VQUEUE: what a driver does to recover a queue. */
+static void requeue(struct tb *t, struct dvq *q)
+{
+	struct vmsg_vq *vq = vq_of(t, DEV_BLK, 0);
+
+	CHECK(tb_req32(t, DEV_BLK, VIRTIO_MSG_RESET_VQUEUE, 0, NULL) == 0);
+	CHECK(!vq_worker_running(vq) && !vq->enabled && !vq->configured);
+	memset(pool_at(t, q->avail), 0, 6 + 2 * QSIZE);
+	memset(pool_at(t, q->used), 0, 6 + 8 * QSIZE);
+	dvq_init(q, QSIZE);
+	tb_set_vqueue(t, DEV_BLK, 0, QSIZE, q->desc, q->avail, q->used);
+	CHECK(vq_worker_running(vq));
+}
+
+static void test_thr_queue_reset_busy(void)
+{
+	struct vmsg_dev_opts o = default_opts();
+	unsigned int n, round, done, mid_batch = 0;
+	struct blkreq r;
+	uint64_t data;
+	struct tb t;
+	struct dvq q;
+
+	tb_init_threaded(&t, &o, true, 0);
+	tb_probe(&t, DEV_BLK, &q, 0);
+	data = tb_alloc(&t, 256 * 1024, 4096);
+	for (round = 0; round < 4; round++) {
+		n = busy_blk(&t, &q, data);
+		kick_fd(&t, DEV_BLK, 0);
+		/*
+		 * Reset before the worker got to the ring, or once it
+		 * completed the first request: in the middle of the batch,
+		 * unless it finished all of it in the meantime.
+		 */
+		if (round & 1)
+			CHECK(wait_used_idx_min(&t, &q, 1));
+		CHECK(tb_req32(&t, DEV_BLK, VIRTIO_MSG_RESET_VQUEUE, 0, NULL) == 0);
+		done = used_idx(&t, &q);
+		CHECK(done <= n);
+		if (done && done < n)
+			mid_batch++;
+		requeue(&t, &q);
+		/* The queue works again, kicked through the same eventfd. */
+		blk_submit(&t, &q, &r, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+		kick_fd(&t, DEV_BLK, 0);
+		CHECK(wait_used_idx(&t, &q, 1));
+		CHECK(*pool_at(&t, r.status) == VIRTIO_BLK_S_OK);
+		requeue(&t, &q);
+	}
+	if (verbose)
+		fprintf(stderr, "    %u of 2 resets hit the middle of a batch\n", mid_batch);
+	/* The eventfds stayed bound through the resets: bound once. */
+	CHECK(t.n_bind == 2);
+	CHECK(!vq_of(&t, DEV_BLK, 0)->broken);
+	tb_fini(&t);
+}
+
+static void test_thr_reset_and_removal(void)
+{
+	struct vmsg_dev_opts o = default_opts();
+	struct dvq q, qr;
+	struct buf b;
+	uint64_t data, big;
+	unsigned int i;
+	struct tb t;
+
+	o.num_queues = 2;
+	tb_init_threaded(&t, &o, true, 0);
+	tb_probe(&t, DEV_BLK, &q, 0);
+	data = tb_alloc(&t, 256 * 1024, 4096);
+	/* Device reset while the worker is busy: joined, everything cleared. */
+	busy_blk(&t, &q, data);
+	kick_fd(&t, DEV_BLK, 0);
+	CHECK(tb_set_status(&t, DEV_BLK, 0) == 0);
+	CHECK(!vq_worker_running(vq_of(&t, DEV_BLK, 0)));
+	CHECK(!vq_of(&t, DEV_BLK, 0)->enabled);
+	/* Probe again (rings re-zeroed by tb_probe) and get busy again. */
+	tb_probe(&t, DEV_BLK, &q, 0);
+	CHECK(vq_worker_running(vq_of(&t, DEV_BLK, 0)));
+	busy_blk(&t, &q, data);
+	/* The rng on rings of its own, busy with large buffers too. */
+	dvq_init(&qr, QSIZE);
+	qr.desc = tb_alloc(&t, 16 * QSIZE, 16);
+	qr.avail = tb_alloc(&t, 6 + 2 * QSIZE, 2);
+	qr.used = tb_alloc(&t, 6 + 8 * QSIZE, 4);
+	tb_set_status(&t, DEV_RNG, VIRTIO_CONFIG_S_DRIVER);
+	tb_set_features(&t, DEV_RNG, tb_get_features(&t, DEV_RNG));
+	tb_set_status(&t, DEV_RNG, VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+	tb_set_vqueue(&t, DEV_RNG, 0, QSIZE, qr.desc, qr.avail, qr.used);
+	tb_set_status(&t, DEV_RNG, VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+		      VIRTIO_CONFIG_S_DRIVER_OK);
+	big = tb_alloc(&t, 64 * 1024, 8);
+	for (i = 0; i < 32; i++) {
+		b = (struct buf){ big, 64 * 1024, true };
+		dvq_add(&t, &qr, &b, 1, false);
+	}
+	kick_fd(&t, DEV_RNG, 0);
+	kick_fd(&t, DEV_BLK, 0);
+	/* Removal with workers running: they are stopped before the rings go. */
+	tb_fini(&t);
+}
+
 /* ---- fuzzing ---- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -1876,6 +2308,13 @@ int main(void)
 	run_case("malicious rings", test_malicious_rings);
 	run_case("valid request then a bad one", test_valid_then_bad);
 	run_case("malicious SET_VQUEUE", test_bad_set_vqueue);
+	run_case("threads: eventfd kick and call", test_thr_eventfd);
+	run_case("threads: eventfd binding fails", test_thr_bind_fails);
+	run_case("threads: bus without eventfds", test_thr_no_vring_fds);
+	run_case("threads: EVENT_IDX both ways", test_thr_event_idx);
+	run_case("threads: multi-queue blk", test_thr_multiqueue);
+	run_case("threads: queue reset while busy", test_thr_queue_reset_busy);
+	run_case("threads: reset and removal while busy", test_thr_reset_and_removal);
 	run_case_q("fuzz rings", test_fuzz_rings, true);
 	run_case_q("fuzz messages", test_fuzz_messages, true);
 
