@@ -17,8 +17,10 @@
  * Lifetime: the serving thread starts a worker and stops (joins) it before
  * it changes the queue's ring state: RESET_VQUEUE, SET_VQUEUE, device reset
  * and device removal all go through vq_reset(), which stops it.  The
- * eventfds live as long as the device: the kernel keeps the bindings across
- * resets.
+ * eventfds live as long as our device; they are bound again at every
+ * SET_VQUEUE, because the kernel's bindings go with the kernel's device,
+ * and someone else may have removed and re-added that one (same number,
+ * new device, no bindings) while we kept serving it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -90,7 +92,6 @@ static bool bind_fd(struct vmsg_device *dev, struct vmsg_vq *vq, bool call, int 
 static struct vq_worker *worker_create(struct vmsg_device *dev, struct vmsg_vq *vq)
 {
 	struct vq_worker *w = calloc(1, sizeof(*w));
-	int call_fd;
 
 	if (!w)
 		return NULL;
@@ -103,18 +104,24 @@ static struct vq_worker *worker_create(struct vmsg_device *dev, struct vmsg_vq *
 		free(w);
 		return NULL;
 	}
-	if (!dev->be->set_vring_fd)
-		return w;
-	/* A kick fd that fails to bind still carries the EVENT_AVAIL kicks. */
-	bind_fd(dev, vq, false, w->kick_fd);
-	call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (call_fd < 0)
-		return w;
-	if (bind_fd(dev, vq, true, call_fd))
-		w->call_fd = call_fd;
-	else
-		close(call_fd);
 	return w;
+}
+
+/* (Re)binds both eventfds; the worker is not running. */
+static void worker_bind(struct vq_worker *w)
+{
+	struct vmsg_device *dev = w->dev;
+
+	if (!dev->be->set_vring_fd)
+		return;
+	/* A kick fd that fails to bind still carries the EVENT_AVAIL kicks. */
+	bind_fd(dev, w->vq, false, w->kick_fd);
+	if (w->call_fd < 0)
+		w->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->call_fd >= 0 && !bind_fd(dev, w->vq, true, w->call_fd)) {
+		close(w->call_fd);
+		w->call_fd = -1;
+	}
 }
 
 int vq_worker_prepare(struct vmsg_device *dev, struct vmsg_vq *vq)
@@ -124,6 +131,7 @@ int vq_worker_prepare(struct vmsg_device *dev, struct vmsg_vq *vq)
 		if (!vq->worker)
 			return -errno;
 	}
+	worker_bind(vq->worker);
 	return 0;
 }
 
@@ -132,9 +140,12 @@ int vq_worker_start(struct vmsg_device *dev, struct vmsg_vq *vq)
 	struct vq_worker *w;
 	int err;
 
-	err = vq_worker_prepare(dev, vq);
-	if (err)
-		return err;
+	/* Bound at SET_VQUEUE already, unless it had no worker then. */
+	if (!vq->worker) {
+		err = vq_worker_prepare(dev, vq);
+		if (err)
+			return err;
+	}
 	w = vq->worker;
 	if (!w->running) {
 		__atomic_store_n(&w->stop, false, __ATOMIC_RELEASE);
