@@ -125,6 +125,11 @@ static int vmsg_vring_fd_set_call(struct vmsg_vring_fd *vfd, int fd)
 	ctx = eventfd_ctx_fileget(fd_file(f));
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
+	/* Backends bind again at every SET_VQUEUE: keep what is there. */
+	if (ctx == vfd->call) {
+		eventfd_ctx_put(ctx);
+		return 0;
+	}
 
 	vmsg_vring_fd_unhook_call(vfd);
 	vfd->call = ctx;
@@ -146,6 +151,11 @@ static int vmsg_vring_fd_set_kick(struct virtio_msg_bus *bus,
 		ctx = eventfd_ctx_fdget(fd);
 		if (IS_ERR(ctx))
 			return PTR_ERR(ctx);
+	}
+	/* Bound again as it is: no grace period to wait for. */
+	if (ctx && ctx == rcu_access_pointer(vfd->kick)) {
+		eventfd_ctx_put(ctx);
+		return 0;
 	}
 	old = rcu_replace_pointer(vfd->kick, ctx,
 				  lockdep_is_held(&bus->vfd_lock));
