@@ -119,19 +119,19 @@ info ctl_method "$CTL_METHOD"
 # Latency fields of the trace events: any "<...lat...>=<number>" field,
 # in ns unless its name ends in _us.  The median of one repetition.
 trace_latency() {
+	# mawk (the image's awk) has no asort(): sort(1) orders the values.
 	awk '{
 		for (i = 1; i <= NF; i++)
 			if ($i ~ /lat[a-z_]*=[0-9]+/) {
 				split($i, kv, "=")
 				v = kv[2] + 0
 				if (kv[1] ~ /_us$/) v *= 1000
-				a[n++] = v
+				print v
 			}
-	} END {
-		if (!n) exit 1
-		asort(a)
-		printf "%.0f\n", (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}' "$@"
+	}' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+		if (!NR) exit 1
+		printf "%.0f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+	}'
 }
 
 taskset 1 "$BACKEND" --ready-file /tmp/ready-ctl --rng 1 >"$OUT/backend-ctl.log" 2>&1 &
@@ -151,7 +151,15 @@ if wait_for 300 test -e /tmp/ready-ctl; then
 		if [[ $CTL_METHOD == trace ]]; then
 			echo 0 >$TRACE/events/virtio_msg/enable
 			cp $TRACE/trace "$OUT/trace-ctl-$r.txt"
-			emit ctl.rt_ns "$(trace_latency "$OUT/trace-ctl-$r.txt")"
+			lat="$(trace_latency "$OUT/trace-ctl-$r.txt")" || lat=""
+			if [[ -z $lat ]]; then
+				# Events without a latency field: say so, and fall back.
+				CTL_METHOD=sysfs
+				info ctl_method "sysfs (the virtio_msg events carry no latency field)"
+			fi
+		fi
+		if [[ $CTL_METHOD == trace ]]; then
+			emit ctl.rt_ns "$lat"
 		else
 			emit ctl.rt_ns "$(awk -v a="$st" -v b="$base" 'BEGIN { printf "%.0f\n", a - b }')"
 		fi
