@@ -16,7 +16,8 @@
 # Contents: debootstrap minbase of trixie (arm64, second stage run through
 # qemu-user-static + binfmt_misc), then from the configured mirror
 # (trixie + trixie-backports): linux-image + linux-headers of
-# VMSG_PKG_KERNEL (default 7.3.4), dkms, gcc-14, make, udev, libfdt1 and
+# VMSG_PKG_KERNEL (default 7.3.4), dkms, gcc-14, make, udev, libfdt1, the
+# bench's fio, qemu-utils and iproute2 (tests/bench uses this image too) and
 # the dependencies of the second kernel's headers (VMSG_PKG_KERNEL2,
 # default 6.16.12, whose .debs are kept aside so the test can install them
 # in the VM).  Apt sources, lists and caches are removed afterwards: the VM
