@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2012  # ls of sysfs directories: plain names
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # tests/bench/guest.sh - the bench inside the trixie arm64 VM (run as
@@ -61,6 +62,7 @@ wait_for() { # tenths command...
 	done
 }
 
+no_rng_bound() { ! ls -d /sys/bus/virtio/drivers/virtio_rng/virtio* >/dev/null 2>&1; }
 vdisks() { ls -d /sys/block/vd* 2>/dev/null | sed 's|.*/||' | sort; }
 new_disk() { # old list -> the one new vdX
 	comm -13 <(echo "$1") <(vdisks) | head -1
@@ -75,9 +77,11 @@ info qsd "$(qemu-storage-daemon --version | head -1)"
 info reps "$REPS"
 info fio_runtime_s "$RUNTIME"
 
-insmod /test/modules/virtio_msg_transport.ko &&
-	insmod /test/modules/virtio_msg_loopback.ko ||
-	{ err "cannot load the modules"; exit 1; }
+if ! insmod /test/modules/virtio_msg_transport.ko ||
+	! insmod /test/modules/virtio_msg_loopback.ko; then
+	err "cannot load the modules"
+	exit 1
+fi
 modprobe virtio_rng
 wait_for 100 test -e /dev/virtio-msg-lb || { err "no /dev/virtio-msg-lb"; exit 1; }
 
@@ -174,7 +178,6 @@ wait_for 300 no_rng_bound
 
 # ADD -> bound driver: from starting the backend to its ready file, which
 # it writes once every ADD returned (ADD returns once the driver probed).
-no_rng_bound() { ! ls -d /sys/bus/virtio/drivers/virtio_rng/virtio* >/dev/null 2>&1; }
 add_time() { # ndevs
 	local args=() i rc
 	for ((i = 0; i < $1; i++)); do
@@ -210,7 +213,9 @@ dd if=/dev/urandom of=$IMG bs=1M count="$IMG_MB" status=none ||
 	{ err "cannot create $IMG"; exit 1; }
 
 # The peer: a VDUSE disk from qemu-storage-daemon, bound by virtio_vdpa.
-modprobe vduse && modprobe vdpa && modprobe virtio_vdpa || err "VDUSE modules"
+for m in vduse vdpa virtio_vdpa; do
+	modprobe "$m" || err "modprobe $m"
+done
 before="$(vdisks)"
 pin qemu-storage-daemon \
 	--blockdev driver=file,node-name=file0,filename=$IMG \
