@@ -198,8 +198,13 @@ FORCE:
 #                              transport + loopback for a Debian amd64 kernel
 #                              (tests/pkg/dkms-amd64)
 #   make check-dtool           host unit tests of tools/dtool (virtio-msg-dt)
+#   make bench                 performance figures in one trixie arm64 VM
+#                              (floor, control path, fio on our backend vs
+#                              VDUSE; tests/bench/run, table in
+#                              tests/logs/bench-latest/)
+#   make bench-smoke           one short repetition of it (make check runs it)
 .PHONY: check demo tools check-style
-.PHONY: check-pkg check-pkg-amd64 check-dtool
+.PHONY: check-pkg check-pkg-amd64 check-dtool bench bench-smoke
 
 # Variables given on the make command line (KERNELS=, SUITE=, KERNEL=,
 # JOBS=, BOOT_TIMEOUT= ...) reach the scripts through the environment.
@@ -223,3 +228,9 @@ check-pkg-amd64:
 
 check-dtool:
 	$(MAKE) -C $(TOP)/tools/dtool check
+
+bench:
+	$(TOP)/tests/bench/run
+
+bench-smoke:
+	$(TOP)/tests/bench/run --smoke

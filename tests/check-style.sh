@@ -3,8 +3,9 @@
 # tests/check-style.sh - "make check-style": the kernel's checkpatch.pl
 # (--no-tree --strict, file mode) over the kernel code (src/, compat/,
 # include/, tests/ffa/vmsg_ffa_fake.c) with every rule, and over the
-# user-space code (tests/guest/*.c, the git-tracked tools/**/*.[ch]) without
-# the rules that ask for kernel-only facilities (see USER_IGNORE below).
+# user-space code (tests/guest/*.c, tests/bench/*.c, the git-tracked
+# tools/**/*.[ch]) without the rules that ask for kernel-only facilities
+# (see USER_IGNORE below).
 #
 # Debian ships no checkpatch.pl on its own, nor in linux-headers or
 # linux-kbuild; the one Debian package that has it is linux-source-<x.y>
@@ -84,7 +85,7 @@ TRACE_IGNORE=OPEN_ENDED_LINE,PARENTHESIS_ALIGNMENT
 
 is_user_space() {
 	case "$1" in
-	tests/guest/* | tools/*) return 0 ;;
+	tests/guest/* | tests/bench/* | tools/*) return 0 ;;
 	esac
 	return 1
 }
@@ -92,7 +93,7 @@ is_user_space() {
 cd "$VMSG_REPO"
 mapfile -t files < <({
 	find src compat include -name '*.[ch]' -not -path 'compat/generated/*' -type f
-	find tests/guest -maxdepth 1 -name '*.c' -type f
+	find tests/guest tests/bench -maxdepth 1 -name '*.c' -type f
 	echo tests/ffa/vmsg_ffa_fake.c
 	# tools/: what git tracks (not scratch files); all of it outside git.
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

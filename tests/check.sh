@@ -45,6 +45,9 @@
 #  4. pkg: tests/pkg/run, the Debian packages end to end (build, lintian,
 #     apt install + DKMS + modprobe + removal in a trixie arm64 VM), checks
 #     pkg/NAME.  Warm ~20 min; cold (no image, no build chroot) ~33 min.
+#  5. bench: tests/bench/run --smoke, one short repetition of "make bench"
+#     in the same trixie arm64 image (~2 min of VM): checks bench/<figure>
+#     that every figure was produced (never its value), bench-smoke-exit.
 #
 # Output: one line per check, "PASS name", "FAIL name: why" or
 # "SKIP name: why" (kernel not on the mirror, or the suite's own skips),
@@ -61,7 +64,7 @@
 #   CHECK_BUDGET  seconds the whole run may take (default 4800, CI allows
 #                 5400): a boot gets at most what is left, boots and a pkg
 #                 stage that no longer fit are FAILed as "not run"
-#   STAGES        "compile boot ffa pkg" (default); "compile" alone skips
+#   STAGES        "compile boot ffa pkg bench" (default); "compile" alone skips
 #                 boots
 #   FFA_KERNELS   kernels of the FF-A stage (default 6.17.13 7.0.13 7.3.4;
 #                 with KERNELS=all every FF-A kernel)
@@ -105,7 +108,7 @@ SUITE="${SUITE:-$VMSG_REPO/tests/guest/suite.sh}"
 JOBS="${JOBS:-2}"
 BOOT_TIMEOUT="${BOOT_TIMEOUT:-300}"
 CHECK_BUDGET="${CHECK_BUDGET:-4800}"
-STAGES="${STAGES:-compile boot ffa pkg}"
+STAGES="${STAGES:-compile boot ffa pkg bench}"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "check.sh: bad JOBS=$JOBS" >&2; exit 2; }
 # make -j per compile job: the cores shared out among the parallel jobs.
 VMSG_MAKEJ=$(($(nproc) / JOBS))
@@ -650,13 +653,48 @@ if [[ " $STAGES " == *" pkg "* ]]; then
 fi
 
 # ---------------------------------------------------------------------------
+# 5. bench smoke: "make bench" cut to one short repetition, so the bench
+# cannot rot.  Its PASS/FAIL lines (one per figure: was it produced) are
+# taken as they are; timings are never judged.
+T_BENCH=0
+if [[ " $STAGES " == *" bench "* ]]; then
+	t="$(vmsg_now)"
+	blog="$LOGDIR/bench"
+	mkdir -p "$blog"
+	: >"$WORK/res-bench"
+	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	# Warm (the pkg stage built the image): ~1 min of builds, ~2 min of VM.
+	if ((left < 420)); then
+		record "$WORK/res-bench" FAIL bench-smoke "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left, it needs ~420s"
+	else
+		say "bench stage: smoke of make bench (${left}s of budget left)"
+		rc=0
+		VMSG_LOGDIR="$blog" BENCH_TIMEOUT="$((left - 120 < 300 ? left - 120 : 300))" \
+			"$TESTS_DIR/bench/run" --smoke >"$blog/bench-run.out" 2>"$blog/bench-run.err" </dev/null || rc=$?
+		grep -E '^(PASS|FAIL) bench/' "$blog/bench-run.out" >>"$WORK/res-bench" || true
+		n_ok="$(grep -c '^PASS bench/' "$blog/bench-run.out" || true)"
+		n_fail="$(grep -c '^FAIL bench/' "$blog/bench-run.out" || true)"
+		if ! grep -qx "$n_ok passed, $n_fail failed" "$blog/bench-run.out"; then
+			record "$WORK/res-bench" FAIL bench-smoke-exit "no closing \"$n_ok passed, $n_fail failed\" line (rc $rc; log: $blog)"
+		elif ((rc != 0)); then
+			record "$WORK/res-bench" FAIL bench-smoke-exit "tests/bench/run --smoke exited $rc (log: $blog)"
+		else
+			record "$WORK/res-bench" PASS bench-smoke-exit
+		fi
+	fi
+	cat "$WORK/res-bench"
+	cat "$WORK/res-bench" >>"$RESULTS"
+	T_BENCH="$(vmsg_elapsed "$t")"
+fi
+
+# ---------------------------------------------------------------------------
 # Summary.
 passed="$(grep -c '^PASS ' "$RESULTS" || true)"
 failed="$(grep -c '^FAIL ' "$RESULTS" || true)"
 skipped="$(grep -c '^SKIP ' "$RESULTS" || true)"
 {
 	echo
-	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, pkg ${T_PKG}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
+	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, pkg ${T_PKG}s, bench ${T_BENCH}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
 	echo "compile matrix: ${MATRIX:-none}"
 	echo "boot kernels:   ${BOOT_KERNELS:-none}"
 	if ((skipped)); then

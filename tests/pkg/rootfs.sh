@@ -14,11 +14,12 @@
 # Contents: debootstrap minbase of trixie (arm64, second stage run through
 # qemu-user-static + binfmt_misc), then from the configured mirror
 # (trixie + trixie-backports): linux-image + linux-headers of
-# VMSG_PKG_KERNEL (default 7.3.4), dkms, gcc-14, make, udev, libfdt1.  (A
-# second kernel's DKMS build is checked natively on amd64, tests/pkg/
-# dkms-amd64.sh: under emulation it cost ~7 minutes.)  Apt sources, lists
-# and caches are removed afterwards: the VM has no network and the image
-# holds no mirror host name.
+# VMSG_PKG_KERNEL (default 7.3.4), dkms, gcc-14, make, udev, libfdt1, and
+# the bench's fio, qemu-utils and iproute2 (tests/bench uses this image
+# too).  (A second kernel's DKMS build is checked natively on amd64,
+# tests/pkg/dkms-amd64.sh: under emulation it cost ~7 minutes.)  Apt
+# sources, lists and caches are removed afterwards: the VM has no network
+# and the image holds no mirror host name.
 #
 # The image boots with init=/usr/local/sbin/vmsg-pkg-init (tests/pkg/init,
 # copied in): mounts, udevd, then runs /test/guest.sh from the second
@@ -36,7 +37,7 @@ VMSG_PKG_KERNEL="${VMSG_PKG_KERNEL:-7.3.4}"
 # own dependencies (dkms, libfdt1) are preinstalled so that
 # "apt install ./x.deb" resolves offline.
 # openssl: DKMS creates its module signing key with it.
-VMSG_PKG_PACKAGES="dkms gcc-14 make kmod udev initramfs-tools zstd xz-utils libfdt1 procps util-linux e2fsprogs coreutils gzip findutils openssl"
+VMSG_PKG_PACKAGES="dkms gcc-14 make kmod udev initramfs-tools zstd xz-utils libfdt1 procps util-linux e2fsprogs coreutils gzip findutils openssl fio qemu-utils iproute2"
 VMSG_PKG_IMAGE_SIZE="${VMSG_PKG_IMAGE_SIZE:-6G}"
 
 # binfmt_misc handler for arm64 ELF files, "F" (fix binary): the kernel
