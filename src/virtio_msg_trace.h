@@ -32,76 +32,55 @@
 	{ VIRTIO_MSG_EVENT_AVAIL,	"EVENT_AVAIL" },	\
 	{ VIRTIO_MSG_EVENT_USED,	"EVENT_USED" })
 
-/* A request went to the device side. */
-TRACE_EVENT(virtio_msg_request,
-	TP_PROTO(int bus, u16 dev, u8 msg_id, u16 token, size_t len),
-	TP_ARGS(bus, dev, msg_id, token, len),
+/*
+ * One request's life: sent (value: its length), answered (value: the
+ * latency in ns, kernel clock) or not answered in time (value: the
+ * timeout in ms, after which the device is broken).
+ */
+DECLARE_EVENT_CLASS(virtio_msg_request_class,
+	TP_PROTO(int bus, u16 dev, u8 msg_id, u16 token, u64 value),
+	TP_ARGS(bus, dev, msg_id, token, value),
 	TP_STRUCT__entry(
 		__field(int, bus)
 		__field(u16, dev)
 		__field(u16, token)
 		__field(u8, msg_id)
-		__field(size_t, len)
+		__field(u64, value)
 	),
 	TP_fast_assign(
 		__entry->bus = bus;
 		__entry->dev = dev;
 		__entry->token = token;
 		__entry->msg_id = msg_id;
-		__entry->len = len;
+		__entry->value = value;
 	),
-	TP_printk("bus=%d dev=%u %s token=%u len=%zu", __entry->bus,
-		  __entry->dev,
-		  vmsg_trace_msg_name(__entry->msg_id),
-		  __entry->token, __entry->len)
+	TP_printk("bus=%d dev=%u %s token=%u value=%llu", __entry->bus,
+		  __entry->dev, vmsg_trace_msg_name(__entry->msg_id),
+		  __entry->token, __entry->value)
 );
 
-/* The answer to a request arrived; latency since it was sent. */
-TRACE_EVENT(virtio_msg_response,
-	TP_PROTO(int bus, u16 dev, u8 msg_id, u16 token, u64 latency_ns),
-	TP_ARGS(bus, dev, msg_id, token, latency_ns),
-	TP_STRUCT__entry(
-		__field(int, bus)
-		__field(u16, dev)
-		__field(u16, token)
-		__field(u8, msg_id)
-		__field(u64, latency_ns)
-	),
-	TP_fast_assign(
-		__entry->bus = bus;
-		__entry->dev = dev;
-		__entry->token = token;
-		__entry->msg_id = msg_id;
-		__entry->latency_ns = latency_ns;
-	),
+DEFINE_EVENT_PRINT(virtio_msg_request_class, virtio_msg_request,
+	TP_PROTO(int bus, u16 dev, u8 msg_id, u16 token, u64 value),
+	TP_ARGS(bus, dev, msg_id, token, value),
+	TP_printk("bus=%d dev=%u %s token=%u len=%llu", __entry->bus,
+		  __entry->dev, vmsg_trace_msg_name(__entry->msg_id),
+		  __entry->token, __entry->value)
+);
+
+DEFINE_EVENT_PRINT(virtio_msg_request_class, virtio_msg_response,
+	TP_PROTO(int bus, u16 dev, u8 msg_id, u16 token, u64 value),
+	TP_ARGS(bus, dev, msg_id, token, value),
 	TP_printk("bus=%d dev=%u %s token=%u latency_ns=%llu", __entry->bus,
-		  __entry->dev,
-		  vmsg_trace_msg_name(__entry->msg_id),
-		  __entry->token, __entry->latency_ns)
+		  __entry->dev, vmsg_trace_msg_name(__entry->msg_id),
+		  __entry->token, __entry->value)
 );
 
-/* A request got no answer in time: the device is broken from now on. */
-TRACE_EVENT(virtio_msg_timeout,
-	TP_PROTO(int bus, u16 dev, u8 msg_id, u16 token, unsigned int timeout_ms),
-	TP_ARGS(bus, dev, msg_id, token, timeout_ms),
-	TP_STRUCT__entry(
-		__field(int, bus)
-		__field(u16, dev)
-		__field(u16, token)
-		__field(u8, msg_id)
-		__field(unsigned int, timeout_ms)
-	),
-	TP_fast_assign(
-		__entry->bus = bus;
-		__entry->dev = dev;
-		__entry->token = token;
-		__entry->msg_id = msg_id;
-		__entry->timeout_ms = timeout_ms;
-	),
-	TP_printk("bus=%d dev=%u %s token=%u timeout_ms=%u", __entry->bus,
-		  __entry->dev,
-		  vmsg_trace_msg_name(__entry->msg_id),
-		  __entry->token, __entry->timeout_ms)
+DEFINE_EVENT_PRINT(virtio_msg_request_class, virtio_msg_timeout,
+	TP_PROTO(int bus, u16 dev, u8 msg_id, u16 token, u64 value),
+	TP_ARGS(bus, dev, msg_id, token, value),
+	TP_printk("bus=%d dev=%u %s token=%u timeout_ms=%llu", __entry->bus,
+		  __entry->dev, vmsg_trace_msg_name(__entry->msg_id),
+		  __entry->token, __entry->value)
 );
 
 /*
