@@ -51,6 +51,15 @@ stop_backend() { # exit status of the backend: 0 for a clean stop
 	return $rc
 }
 
+# SIGKILL, as a crash would; also a stopped (SIGSTOP) backend.
+kill_backend() {
+	[ -n "$B" ] || return 0
+	kill -KILL "$B" 2>/dev/null
+	kill -CONT "$B" 2>/dev/null
+	wait "$B" 2>/dev/null
+	B=""
+}
+
 virtio_count() { # driver
 	c=0
 	for d in /sys/bus/virtio/drivers/"$1"/virtio*; do

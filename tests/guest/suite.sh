@@ -44,6 +44,16 @@ rng_read_each() {
 	done
 }
 dmesg_count() { dmesg | grep -c "$1"; }
+# A reader of /dev/hwrng in the background ($R): KiB to read.
+reader_start() {
+	pin dd if=/dev/hwrng of=/dev/null bs=1k count="$1" 2>/dev/null &
+	R=$!
+}
+reader_gone() { ! kill -0 "$R" 2>/dev/null; }
+reader_stop() {
+	kill -KILL "$R" 2>/dev/null
+	wait "$R" 2>/dev/null
+}
 ioctl_is() { [ "$(vmsg-test "ioctl-$1" "$2")" = "$3" ]; }
 same_md5() { [ "$1" = "$2" ]; }
 dev_md5() { pin dd if="$1" bs=1M count="$2" iflag=direct 2>/dev/null | md5_of; }
@@ -141,19 +151,14 @@ start_backend --blk 3:/tmp/disk.img --rng 4
 VDA=$(blk_dev)
 pin dd if=/dev/zero of="$VDA" bs=64k count=2000 oflag=direct 2>/dev/null &
 D=$!
-pin dd if=/dev/hwrng of=/dev/null bs=1k count=1000000 2>/dev/null &
-R=$!
+reader_start 1000000
 sleep 1
-kill -KILL "$B"
-wait "$B" 2>/dev/null
-B=""
+kill_backend
 # No timeout guard needed: a hang here makes the whole VM run time out.
 wait $D
 check killed-backend-io-error test $? -ne 0
-t_reader_ends() { ! kill -0 "$R" 2>/dev/null; }
-check killed-backend-hwrng-reader-ends wait_for 100 t_reader_ends
-kill -KILL "$R" 2>/dev/null
-wait "$R" 2>/dev/null
+check killed-backend-hwrng-reader-ends wait_for 100 reader_gone
+reader_stop
 check killed-backend-devices-removed wait_for 100 bus_empty
 t_removal_logged() { dmesg | grep -q "device 4: removing it, its peer is gone"; }
 check killed-backend-removal-logged t_removal_logged
@@ -171,10 +176,7 @@ t_bounded() { [ "$1" = OK ] && [ $(($3 - $2)) -le 5 ]; }
 t_timeout_logged() { dmesg | grep -q "device 5: no response to"; }
 check silent-backend-remove-bounded t_bounded "$r" "$t0" "$t1"
 check silent-backend-timeout-logged t_timeout_logged
-kill -KILL "$B"
-kill -CONT "$B" 2>/dev/null
-wait "$B" 2>/dev/null
-B=""
+kill_backend
 echo 3000 >/sys/module/virtio_msg_transport/parameters/timeout_ms
 
 # --- teardown: every path gives the pool back ----------------------------------
@@ -204,8 +206,7 @@ fi
 # A source with nothing to give keeps the driver's buffer queued until the
 # device goes; its bounce slot must come back all the same.
 if start_peer --hold --rng 26; then
-	pin dd if=/dev/hwrng of=/dev/null bs=1k count=1 2>/dev/null &
-	R=$!
+	reader_start 1
 	sleep 0.5
 	check held-buffer-reader-waits kill -0 "$R"
 	check held-buffer-peer-exit stop_backend
@@ -233,8 +234,7 @@ if [ "$POOL" = runtime ]; then
 		for how in stall die-at; do
 			R=""
 			if start_peer --"$how" "$step" --rng 25 2>/dev/null; then
-				pin dd if=/dev/hwrng of=/dev/null bs=1k count=4 2>/dev/null &
-				R=$!
+				reader_start 4
 				sleep 0.3
 			fi
 			stop_backend
@@ -265,10 +265,7 @@ if start_peer --release-lb --rng 6 --rng 7; then
 	rmmod virtio_msg_loopback
 	t1=$(date +%s)
 	check unload-with-silent-peer t_bounded OK "$t0" "$t1"
-	kill -KILL "$B"
-	kill -CONT "$B" 2>/dev/null
-	wait "$B" 2>/dev/null
-	B=""
+	kill_backend
 else
 	fail unload-with-silent-peer "peer not ready"
 	rmmod virtio_msg_loopback
@@ -392,8 +389,7 @@ else
 fi
 # Removed while a reader keeps the queue busy.
 if start_peer --eventfd --rng 51; then
-	pin dd if=/dev/hwrng of=/dev/null bs=1k count=100000 2>/dev/null &
-	R=$!
+	reader_start 100000
 	sleep 1
 	check eventfd-remove-during-io stop_backend
 	wait "$R"
@@ -403,15 +399,11 @@ else
 fi
 # Killed with the eventfds bound: the device goes, the reader returns.
 if start_peer --eventfd --rng 52; then
-	pin dd if=/dev/hwrng of=/dev/null bs=1k count=100000 2>/dev/null &
-	R=$!
+	reader_start 100000
 	sleep 1
-	kill -KILL "$B"
-	wait "$B" 2>/dev/null
-	B=""
-	check eventfd-killed-reader-ends wait_for 100 t_reader_ends
-	kill -KILL "$R" 2>/dev/null
-	wait "$R" 2>/dev/null
+	kill_backend
+	check eventfd-killed-reader-ends wait_for 100 reader_gone
+	reader_stop
 	check eventfd-killed-devices-removed wait_for 100 bus_empty
 else
 	fail eventfd-killed "peer not ready"
@@ -453,6 +445,6 @@ check node-name-reused same_md5 "$(lb_field msg_dev)" virtio-msg-0
 rmmod virtio_msg_loopback
 check final-unload rmmod virtio_msg_transport
 
-[ -z "$B" ] || kill -KILL "$B" 2>/dev/null
+kill_backend
 echo "suite: $fails failed"
 [ "$fails" -eq 0 ]
