@@ -22,11 +22,12 @@
 
 /*
  * A broken device answers nothing any more.  Where the transport can reach
- * the buffers (they are in our pool), it completes every outstanding one
+ * the buffers (they are in the bus's pool, bounced by us or by the
+ * kernel's restricted-dma-pool ops), it completes every outstanding one
  * itself, device-writable bytes poisoned and length 0, so that drivers
  * fail their requests (virtio-blk reads a status byte of 0xff as an I/O
  * error) instead of waiting forever; later kicks get the same treatment.
- * Otherwise the virtqueues are marked broken.
+ * Without a pool the virtqueues are only marked broken.
  */
 void vmsg_mark_broken(struct virtio_msg_device *vmdev, const char *why)
 {
@@ -34,7 +35,7 @@ void vmsg_mark_broken(struct virtio_msg_device *vmdev, const char *why)
 		return;
 	dev_err(vmsg_dev(vmdev), "device %u: %s; marking it broken\n",
 		vmdev->dev_num, why);
-	if (vmdev->bus->pool && virtio_msg_pool_is_bounce(vmdev->bus->pool)) {
+	if (vmdev->bus->pool) {
 		WRITE_ONCE(vmdev->failing, true);
 		schedule_work(&vmdev->fail_work);
 	} else {

@@ -220,7 +220,6 @@ void virtio_msg_pool_get_stats(struct virtio_msg_pool *pool,
 			       struct virtio_msg_pool_stats *stats);
 int virtio_msg_pool_attach(struct virtio_msg_pool *pool, struct device *dma_dev);
 void virtio_msg_pool_detach(struct virtio_msg_pool *pool);
-bool virtio_msg_pool_is_bounce(const struct virtio_msg_pool *pool);
 void *virtio_msg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr,
 			    size_t len);
 void virtio_msg_pool_setup_vdev(struct virtio_msg_pool *pool,

@@ -697,24 +697,21 @@ void virtio_msg_pool_get_stats(struct virtio_msg_pool *pool,
 	stats->bounce = !pool->kernel_ops;
 }
 
-/* Do buffers of this pool pass through our own bounce allocator? */
-bool virtio_msg_pool_is_bounce(const struct virtio_msg_pool *pool)
-{
-	return !pool->kernel_ops;
-}
-
 /**
  * virtio_msg_pool_vaddr - kernel address of a bus address range
  * @pool: the pool, or NULL
  * @addr: bus address, untrusted
  * @len: length of the range
  *
- * Return: the address, or NULL unless the range lies inside our own pool.
+ * With the kernel's restricted-dma-pool ops too: their bounce slots are in
+ * the region, mapped here as well, and bus addresses are its physical ones.
+ *
+ * Return: the address, or NULL unless the range lies inside the pool.
  */
 void *virtio_msg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr,
 			    size_t len)
 {
-	if (!pool || pool->kernel_ops || !vmsg_pool_contains(pool, addr, len))
+	if (!pool || !vmsg_pool_contains(pool, addr, len))
 		return NULL;
 	return vmsg_pool_vaddr(pool, addr);
 }
