@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -909,6 +910,14 @@ static void open_bus(struct bridge *b)
 	b->msg = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (b->msg < 0)
 		die(path);
+	/*
+	 * Every reader of the node gets a share of the messages: one server
+	 * per bus (this bridge, or virtio-msg-backend), as the backend does.
+	 */
+	if (flock(b->msg, LOCK_EX | LOCK_NB)) {
+		vmsg_log("%s is in use by another bridge or backend: one per bus", path);
+		exit(1);
+	}
 	vmsg_info("bus: pool %llu bytes at bus address 0x%llx, %s, notifications %s",
 		  (unsigned long long)b->info.pool_size,
 		  (unsigned long long)b->info.bus_addr_base, path,
