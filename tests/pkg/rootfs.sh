@@ -39,7 +39,7 @@ VMSG_PKG_KERNEL2="${VMSG_PKG_KERNEL2:-6.16.12}"
 # own dependencies (dkms, libfdt1) are preinstalled so that
 # "apt install ./x.deb" resolves offline.
 # openssl: DKMS creates its module signing key with it.
-VMSG_PKG_PACKAGES="dkms gcc-14 make kmod udev initramfs-tools zstd xz-utils libfdt1 procps util-linux e2fsprogs coreutils gzip findutils openssl"
+VMSG_PKG_PACKAGES="${VMSG_PKG_PACKAGES:-dkms gcc-14 make kmod udev initramfs-tools zstd xz-utils libfdt1 procps util-linux e2fsprogs coreutils gzip findutils openssl fio qemu-utils iproute2}"
 VMSG_PKG_IMAGE_SIZE="${VMSG_PKG_IMAGE_SIZE:-6G}"
 
 # binfmt_misc handler for arm64 ELF files, "F" (fix binary): the kernel
