@@ -111,7 +111,7 @@ struct vring {
 	bool started;		/* given to the backend */
 	uint32_t size;
 	uint64_t desc, driver, device;
-	int kick, call;
+	int kick, call, err;
 	bool bound;		/* bound in the kernel */
 };
 
@@ -491,7 +491,8 @@ static void start_vring(struct bridge *b, unsigned int i)
 	    vu(b, vhu_set_state(&b->vu, VHU_SET_VRING_BASE, i, 0)) ||
 	    vu(b, vhu_set_vring_addr(&b->vu, i, d, u, a)) ||
 	    vu(b, vhu_set_u64_fd(&b->vu, VHU_SET_VRING_KICK, i, v->kick)) ||
-	    vu(b, vhu_set_u64_fd(&b->vu, VHU_SET_VRING_CALL, i, v->call)))
+	    vu(b, vhu_set_u64_fd(&b->vu, VHU_SET_VRING_CALL, i, v->call)) ||
+	    vu(b, vhu_set_u64_fd(&b->vu, VHU_SET_VRING_ERR, i, v->err)))
 		return;
 	v->started = true;
 	vmsg_info("device %u: queue %u: %u entries, kick/call %s", b->o.dev_num, i, v->size,
@@ -858,6 +859,19 @@ static void serve_message(struct bridge *b, size_t n)
 		start_vring(b, le32toh(((const struct virtio_msg_vqueue *)rx->payload)->index));
 }
 
+/* The backend signalled a queue's error eventfd (SET_VRING_ERR). */
+static void vring_error(struct bridge *b, unsigned int i)
+{
+	eventfd_t cnt;
+
+	if (eventfd_read(b->vr[i].err, &cnt))
+		return;
+	vmsg_log("device %u: the backend reports an error on queue %u: needs reset",
+		 b->o.dev_num, i);
+	b->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	config_event(b);
+}
+
 /* A request on the backend's channel (SET_BACKEND_REQ_FD). */
 static void serve_backend_req(struct bridge *b)
 {
@@ -945,9 +959,11 @@ static void close_bus(struct bridge *b)
 	for (i = 0; i < b->nvqs; i++) {
 		close(b->vr[i].kick);
 		close(b->vr[i].call);
+		close(b->vr[i].err);
 		memset(&b->vr[i], 0, sizeof(b->vr[i]));
 		b->vr[i].kick = -1;
 		b->vr[i].call = -1;
+		b->vr[i].err = -1;
 	}
 }
 
@@ -972,7 +988,8 @@ static void start_device(struct bridge *b)
 		memset(&b->vr[i], 0, sizeof(b->vr[i]));
 		b->vr[i].kick = eventfd(0, EFD_CLOEXEC);
 		b->vr[i].call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (b->vr[i].kick < 0 || b->vr[i].call < 0)
+		b->vr[i].err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (b->vr[i].kick < 0 || b->vr[i].call < 0 || b->vr[i].err < 0)
 			die("eventfd");
 	}
 	b->status = 0;
@@ -988,7 +1005,7 @@ enum run_end { END_SIGNAL, END_BACKEND, END_ADD_FAILED };
 
 static enum run_end serve(struct bridge *b)
 {
-	struct pollfd p[4 + MAX_QUEUES];
+	struct pollfd p[4 + 2 * MAX_QUEUES];
 	bool announced = false;
 	unsigned int i, n;
 	ssize_t len;
@@ -1021,7 +1038,9 @@ static enum run_end serve(struct bridge *b)
 		n = 4;
 		for (i = 0; !b->kernel_fds && i < b->nvqs; i++)
 			p[n++] = (struct pollfd){ .fd = b->vr[i].call, .events = POLLIN };
-		if (poll(p, n, 100) < 0 && errno != EINTR)
+		for (i = 0; i < b->nvqs; i++)
+			p[n + i] = (struct pollfd){ .fd = b->vr[i].err, .events = POLLIN };
+		if (poll(p, n + b->nvqs, 100) < 0 && errno != EINTR)
 			die("poll");
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -1041,6 +1060,9 @@ static enum run_end serve(struct bridge *b)
 		}
 		if (p[3].revents)
 			serve_backend_req(b);
+		for (i = 0; i < b->nvqs; i++)
+			if (p[n + i].revents & POLLIN)
+				vring_error(b, i);
 		for (i = 4; i < n; i++) {
 			eventfd_t cnt;
 			struct virtio_msg_event_used ev = { .vq_index = htole32(i - 4) };
