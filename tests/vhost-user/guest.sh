@@ -276,6 +276,18 @@ elif only blk; then
 	fail blk-qemu-storage-daemon "not installed in the image"
 fi
 
+# a bridge waiting for a backend that never comes still stops on SIGTERM
+if only blk; then
+	virtio-msg-vhost-user --socket /run/vhu/nobody.sock --type blk --dev 6 --reconnect \
+		>/tmp/br-wait.log 2>&1 &
+	BR_W=$!
+	sleep 2
+	kill -TERM "$BR_W"
+	gone "$BR_W" 10 && ok bridge-sigterm-while-waiting || fail bridge-sigterm-while-waiting
+	kill -9 "$BR_W" 2>/dev/null
+	wait "$BR_W" 2>/dev/null
+fi
+
 # without the kernel eventfds: the bridge relays kicks and used buffers
 if only blk && [[ -n "$QSD" ]]; then
 	rm -f /run/vhu/blk.sock /run/vhu/blk.ready

@@ -289,7 +289,18 @@ bad:
 
 /* ---- the backend connection ---- */
 
-static int connect_socket(const char *path, int timeout_s)
+/* Sleeps ms milliseconds; exits if a stop signal comes meanwhile. */
+static void nap(int sigfd, int ms)
+{
+	struct pollfd p = { .fd = sigfd, .events = POLLIN };
+
+	if (poll(&p, 1, ms) > 0) {
+		vmsg_log("stopped while waiting for the backend");
+		exit(0);
+	}
+}
+
+static int connect_socket(const char *path, int timeout_s, int sigfd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	time_t end = time(NULL) + timeout_s;
@@ -315,7 +326,7 @@ static int connect_socket(const char *path, int timeout_s)
 		if (!said)
 			vmsg_info("waiting for %s (%s)", path, strerror(errno));
 		said = true;
-		usleep(100 * 1000);
+		nap(sigfd, 100);
 	}
 }
 
@@ -360,7 +371,8 @@ static int open_backend(struct bridge *b)
 {
 	int sv[2];
 
-	b->vu.fd = connect_socket(b->o.socket, b->o.reconnect ? -1 : b->o.connect_timeout_s);
+	b->vu.fd = connect_socket(b->o.socket, b->o.reconnect ? -1 : b->o.connect_timeout_s,
+				  b->sigfd);
 	if (b->vu.fd < 0)
 		return -1;
 	b->vu.timeout_ms = 10000;
@@ -1151,7 +1163,7 @@ int main(int argc, char **argv)
 			close_backend(&b);
 			if (!b.o.reconnect)
 				return 1;
-			sleep(1);
+			nap(b.sigfd, 1000);
 			continue;
 		}
 		setup_device(&b);
