@@ -391,7 +391,7 @@ PY
 	fi
 	kill -9 "$BR_VS" "$VS_PID" "$ECHO" 2>/dev/null
 	wait "$BR_VS" "$VS_PID" "$ECHO" 2>/dev/null
-else
+elif only vsock; then
 	echo "skip vsock: no vhost-device-vsock or python3"
 fi
 
