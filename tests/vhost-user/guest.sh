@@ -184,7 +184,7 @@ blk_run() { # name: mkfs, mount, 64 MiB write+verify on /dev/$2
 qsd_start() {
 	"$QSD" --blockdev "driver=file,node-name=file0,filename=$1,cache.direct=off" \
 		--blockdev driver=raw,node-name=disk0,file=file0 \
-		--export type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=/run/vhu/blk.sock,writable=on \
+		--export type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=/run/vhu/blk.sock,writable=on,num-queues=2 \
 		>>/tmp/qsd.log 2>&1 &
 	QSD_PID=$!
 }
@@ -199,6 +199,13 @@ if only blk && [[ -n "$QSD" ]]; then
 	BR_BLK=$!
 	if wait_for /run/vhu/blk.ready 120 && dev="$(new_disk "$before")"; then
 		ok blk-added "/dev/$dev; $(grep -o 'protocol features negotiated.*' /tmp/br-blk.log)"
+		# GET_QUEUE_NUM: two request queues, both used by blk-mq
+		if grep -q 'type 2, 2 queues' /tmp/br-blk.log &&
+			[[ -d "/sys/block/$dev/mq/1" && ! -d "/sys/block/$dev/mq/2" ]]; then
+			ok blk-multiqueue-2
+		else
+			fail blk-multiqueue-2 "$(grep -o 'type 2, .*' /tmp/br-blk.log) mq: $(echo /sys/block/"$dev"/mq/*)"
+		fi
 		blk_run blk-vhost-user "$dev"
 		# qemu-storage-daemon killed in the middle of direct writes
 		dd if=/dev/zero of="/dev/$dev" bs=1M count=2048 oflag=direct status=none 2>/tmp/dd-blk.err &
