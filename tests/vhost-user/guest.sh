@@ -154,6 +154,29 @@ else
 fi
 kill -9 "$BR_FS" "$VFSD_PID" 2>/dev/null
 wait "$BR_FS" "$VFSD_PID" 2>/dev/null
+
+# virtiofsd without --tag offers no config space: the bridge's --tag is it
+"$VFSD" --socket-path=/run/vhu/fs2.sock --shared-dir=/srv/share --sandbox=none \
+	>/tmp/vfsd2.log 2>&1 &
+VFSD_PID=$!
+virtio-msg-vhost-user --socket /run/vhu/fs2.sock --type fs --dev 1 --tag cmdline \
+	--ready-file /run/vhu/fs2.ready >/tmp/br-fs2.log 2>&1 &
+BR_FS=$!
+if wait_for /run/vhu/fs2.ready 120 && mount -t virtiofs cmdline /mnt/vfs &&
+	echo tagged >/mnt/vfs/t && [[ "$(cat /srv/share/t)" == tagged ]] && umount /mnt/vfs; then
+	kill -TERM "$BR_FS"
+	if gone "$BR_FS" 20 && wait "$BR_FS"; then
+		ok fs-tag-from-command-line "$(grep -o 'protocol features negotiated.*' /tmp/br-fs2.log)"
+	else
+		fail fs-tag-from-command-line "no clean exit on SIGTERM"
+	fi
+else
+	fail fs-tag-from-command-line "$(logtail /tmp/br-fs2.log) $(logtail /tmp/vfsd2.log)"
+fi
+umount /mnt/vfs 2>/dev/null
+kill -9 "$BR_FS" "$VFSD_PID" 2>/dev/null
+wait "$BR_FS" "$VFSD_PID" 2>/dev/null
+rm -f /srv/share/t
 }
 
 # -------------------------------------------------------------------- blk
