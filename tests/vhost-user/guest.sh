@@ -65,12 +65,12 @@ disks() { (cd /sys/block && echo vd*); }
 [[ -f $T/env ]] && source $T/env
 only() { [[ -z "${VHU_ONLY:-}" || " $VHU_ONLY " == *" $1 "* ]]; }
 
-VFSD="$(command -v virtiofsd || true)"
-[[ -n "$VFSD" ]] || VFSD=/usr/libexec/virtiofsd
+# The image's own backends first, the ones from the .debs otherwise.
+VFSD=/usr/libexec/virtiofsd
 [[ -x "$VFSD" ]] || VFSD="$F/virtiofsd"
 QSD="$(command -v qemu-storage-daemon || true)"
-VSOCKD="$(command -v vhost-device-vsock || true)"
-[[ -n "$VSOCKD" ]] || VSOCKD="$F/vhost-device-vsock"
+VSOCKD=/usr/bin/vhost-device-vsock
+[[ -x "$VSOCKD" ]] || VSOCKD="$F/vhost-device-vsock"
 echo "backends: virtiofsd=$VFSD qsd=${QSD:-none} vsock=$VSOCKD"
 
 if insmod $T/ko/virtio_msg_transport.ko && insmod $T/ko/virtio_msg_loopback.ko; then
@@ -231,7 +231,9 @@ if only blk && [[ -n "$QSD" ]]; then
 		fi
 		blk_run blk-vhost-user "$dev"
 		# qemu-storage-daemon killed in the middle of direct writes
-		dd if=/dev/zero of="/dev/$dev" bs=1M count=2048 oflag=direct status=none 2>/tmp/dd-blk.err &
+		# rewrites the disk until a write fails: it cannot end on its own
+		while dd if=/dev/zero of="/dev/$dev" bs=1M count=64 oflag=direct status=none \
+			2>/tmp/dd-blk.err; do :; done &
 		DD=$!
 		sleep 2
 		kill -9 "$QSD_PID"
@@ -256,7 +258,9 @@ if only blk && [[ -n "$QSD" ]]; then
 		--ready-file /run/vhu/blk.ready >/tmp/br-blk2.log 2>&1 &
 	BR_BLK=$!
 	if wait_for /run/vhu/blk.ready 120 && dev="$(new_disk "$before")"; then
-		dd if=/dev/zero of="/dev/$dev" bs=1M count=2048 oflag=direct status=none 2>/tmp/dd-blk2.err &
+		# rewrites the disk until a write fails: it cannot end on its own
+		while dd if=/dev/zero of="/dev/$dev" bs=1M count=64 oflag=direct status=none \
+			2>/tmp/dd-blk2.err; do :; done &
 		DD=$!
 		sleep 2
 		kill -9 "$BR_BLK"
