@@ -64,8 +64,8 @@
 #   CHECK_BUDGET  seconds the whole run may take (default 4800, CI allows
 #                 5400): a boot gets at most what is left, boots and a pkg
 #                 stage that no longer fit are FAILed as "not run"
-#   STAGES        "compile boot ffa pkg bench" (default); "compile" alone skips
-#                 boots
+#   STAGES        "compile boot ffa pkg vhost-user bench" (default);
+#                 "compile" alone skips boots
 #   FFA_KERNELS   kernels of the FF-A stage (default 6.17.13 7.0.13 7.3.4;
 #                 with KERNELS=all every FF-A kernel)
 #   CHECK_LOGDIR  log directory (default tests/logs/check-<date>)
@@ -108,7 +108,7 @@ SUITE="${SUITE:-$VMSG_REPO/tests/guest/suite.sh}"
 JOBS="${JOBS:-2}"
 BOOT_TIMEOUT="${BOOT_TIMEOUT:-300}"
 CHECK_BUDGET="${CHECK_BUDGET:-4800}"
-STAGES="${STAGES:-compile boot ffa pkg bench}"
+STAGES="${STAGES:-compile boot ffa pkg vhost-user bench}"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "check.sh: bad JOBS=$JOBS" >&2; exit 2; }
 # make -j per compile job: the cores shared out among the parallel jobs.
 VMSG_MAKEJ=$(($(nproc) / JOBS))
@@ -653,7 +653,43 @@ if [[ " $STAGES " == *" pkg "* ]]; then
 fi
 
 # ---------------------------------------------------------------------------
-# 5. bench smoke: "make bench" cut to one short repetition, so the bench
+# 5. vhost-user: tests/vhost-user/run boots the pkg stage's trixie arm64
+# image (cached) with this tree's modules and runs virtiofsd,
+# qemu-storage-daemon and vhost-device-vsock behind virtio-msg-vhost-user
+# (tests/vhost-user/guest.sh); ~4 min warm, plus the image build (~13 min)
+# when the pkg stage has not built it.  "ok NAME" / "FAIL NAME" become
+# vhost-user/NAME; the "figure" lines (MB/s, files/s) are echoed.
+T_VHU=0
+if [[ " $STAGES " == *" vhost-user "* ]]; then
+	t="$(vmsg_now)"
+	vlog="$LOGDIR/vhost-user"
+	mkdir -p "$vlog"
+	: >"$WORK/res-vhu"
+	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	if ((left < 600)); then
+		record "$WORK/res-vhu" FAIL vhost-user-stage "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left, it needs ~600s (1500 s cold)"
+	else
+		say "vhost-user stage: Debian's vhost-user backends over the loopback bus (${left}s of budget left)"
+		rc=0
+		VMSG_LOGDIR="$vlog" VMSG_VHU_TIMEOUT="$((left - 120 < 1500 ? left - 120 : 1500))" \
+			"$TESTS_DIR/vhost-user/run" >"$vlog/run.out" 2>"$vlog/run.err" </dev/null || rc=$?
+		parse_suite "$WORK/res-vhu" vhost-user "$vlog/run.out" 0
+		grep '^figure ' "$vlog/run.out" | sed 's/^/  /' || true
+		n_ok="$(grep -c '^ok ' "$vlog/run.out" || true)"
+		n_fail="$(grep -c '^FAIL ' "$vlog/run.out" || true)"
+		if ! grep -qx "$n_ok passed, $n_fail failed" "$vlog/run.out"; then
+			record "$WORK/res-vhu" FAIL vhost-user-summary "no closing \"$n_ok passed, $n_fail failed\" line (rc $rc; log: $vlog)"
+		elif ((rc != 0 && n_fail == 0)); then
+			record "$WORK/res-vhu" FAIL vhost-user-summary "tests/vhost-user/run exited $rc without a FAIL line (log: $vlog)"
+		fi
+	fi
+	cat "$WORK/res-vhu"
+	cat "$WORK/res-vhu" >>"$RESULTS"
+	T_VHU="$(vmsg_elapsed "$t")"
+fi
+
+# ---------------------------------------------------------------------------
+# 6. bench smoke: "make bench" cut to one short repetition, so the bench
 # cannot rot.  Its PASS/FAIL lines (one per figure: was it produced) are
 # taken as they are; timings are never judged.
 T_BENCH=0
@@ -694,7 +730,7 @@ failed="$(grep -c '^FAIL ' "$RESULTS" || true)"
 skipped="$(grep -c '^SKIP ' "$RESULTS" || true)"
 {
 	echo
-	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, pkg ${T_PKG}s, bench ${T_BENCH}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
+	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, pkg ${T_PKG}s, vhost-user ${T_VHU}s, bench ${T_BENCH}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
 	echo "compile matrix: ${MATRIX:-none}"
 	echo "boot kernels:   ${BOOT_KERNELS:-none}"
 	if ((skipped)); then

@@ -43,8 +43,9 @@ _vmsg_copy_tree() {
 		--exclude='*.mod.c' --exclude='.*.cmd' --exclude='.*.d' --exclude='*.d' \
 		--exclude='*.symvers' --exclude='modules.order' --exclude='*.so' \
 		--exclude='compat/generated' --exclude='probes.log' --exclude='probes.raw' \
-		--exclude='.build-config' --exclude='tools/virtio-msg-backend' \
+		--exclude='.build-config' --exclude='tools/virtio-msg-backend' --exclude='tools/virtio-msg-vhost-user' \
 		--exclude='tools/tests/test_backend' --exclude='tools/tests/test_backend-valgrind' \
+		--exclude='tools/tests/test_vhost_user' \
 		-cf - "$@" | tar -C "$dst" -xf -
 }
 

@@ -37,7 +37,10 @@ VMSG_PKG_KERNEL="${VMSG_PKG_KERNEL:-7.3.4}"
 # own dependencies (dkms, libfdt1) are preinstalled so that
 # "apt install ./x.deb" resolves offline.
 # openssl: DKMS creates its module signing key with it.
-VMSG_PKG_PACKAGES="dkms gcc-14 make kmod udev initramfs-tools zstd xz-utils libfdt1 procps util-linux e2fsprogs coreutils gzip findutils openssl fio qemu-utils iproute2"
+# qemu-utils (qemu-storage-daemon) and virtiofsd: the vhost-user backends
+# of tests/vhost-user (fio, iproute2: the benchmark).  VMSG_PKG_PACKAGES
+# overrides the list (another list is another cached image).
+VMSG_PKG_PACKAGES="${VMSG_PKG_PACKAGES:-dkms gcc-14 make kmod udev initramfs-tools zstd xz-utils libfdt1 procps util-linux e2fsprogs coreutils gzip findutils openssl fio qemu-utils iproute2 virtiofsd}"
 VMSG_PKG_IMAGE_SIZE="${VMSG_PKG_IMAGE_SIZE:-6G}"
 
 # binfmt_misc handler for arm64 ELF files, "F" (fix binary): the kernel
