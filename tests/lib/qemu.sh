@@ -60,7 +60,7 @@ vmsg_dtb_merge() {
 }
 
 # Kernel problems that fail a run even if the script passed.
-VMSG_DMESG_BAD='WARNING:|BUG:|Oops|KASAN|possible recursive locking|inconsistent lock state|circular locking|scheduling while atomic|Call trace:|Kernel panic|UBSAN:|kernel BUG|general protection|Unable to handle kernel|INFO: task .* blocked|rcu: INFO|soft lockup|hard LOCKUP|lockdep'
+VMSG_DMESG_BAD='WARNING:|BUG:|Oops|KASAN|possible recursive locking|inconsistent lock state|circular locking|scheduling while atomic|Call trace:|Kernel panic|UBSAN:|kernel BUG|general protection|Unable to handle kernel|INFO: task .* blocked|rcu: INFO|soft lockup|hard LOCKUP|lockdep|suspected memory leak|DMA-API: debugging out of memory'
 
 vmsg_qemu_dmesg_check() {
 	local f="$1" hits
