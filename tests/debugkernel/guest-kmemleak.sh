@@ -1,0 +1,61 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Guest script for the debug kernel (tests/debugkernel/): runs an in-guest
+# suite, then a kmemleak scan.  Busybox sh.  Needs the suites in /test:
+#   tests/vm-run KERNEL=7.3.4-debug FILES=tests/guest ENV=SUITE_POOL=runtime \
+#       tests/debugkernel/guest-kmemleak.sh
+# Environment: DK_SUITE (default suite.sh; ffa-suite.sh for FF-A), plus
+# whatever the suite itself reads (SUITE_POOL, SUITE_KERNEL, ...).
+#
+# Prints the suite's own lines, then
+#   ok|FAIL kmemleak-available, ok|FAIL kmemleak-ours
+# and every suspected leak verbatim.  A leak counts as ours when its
+# allocation backtrace names one of our modules, or has a frame the kernel
+# cannot symbolise any more (module text that is gone: the suites unload
+# our modules before they end).  Exit status: the suite's, or 1 when it
+# passed but the scan failed.
+
+KL=/sys/kernel/debug/kmemleak
+SUITE="/test/${DK_SUITE:-suite.sh}"
+fails=0
+
+[ -f "$SUITE" ] || { echo "FAIL dk-suite: $SUITE missing (vm-run FILES=tests/guest)"; exit 1; }
+if [ ! -w "$KL" ]; then
+	echo "FAIL kmemleak-available: no $KL (not the debug kernel, or kmemleak off)"
+	exit 1
+fi
+echo "ok kmemleak-available"
+# Suspects from boot are not ours: forget them, report only new ones.
+echo clear >"$KL"
+
+sh "$SUITE"
+rc=$?
+
+# An object is reported once it is older than 5 s and unreferenced in a
+# scan; the second scan catches what the first one only aged.
+sleep 6
+echo scan >"$KL"
+sleep 1
+echo scan >"$KL"
+cat "$KL" >/tmp/kmemleak.txt
+n=$(grep -c '^unreferenced object' /tmp/kmemleak.txt)
+# One record per object: join its lines, then classify.
+ours=$(awk '/^unreferenced object/ { if (rec != "") print rec; rec = "" }
+	{ rec = rec " " $0 }
+	END { if (rec != "") print rec }' /tmp/kmemleak.txt |
+	grep -c -E 'virtio_msg|vmsg|\[<[0-9a-f]+>\] 0x[0-9a-f]+$|\] 0x[0-9a-f]+ ')
+echo "kmemleak: $n suspected leak(s) after the suite, $ours ours"
+if [ "$n" -gt 0 ]; then
+	echo "kmemleak-report-begin"
+	cat /tmp/kmemleak.txt
+	echo "kmemleak-report-end"
+fi
+if [ "$ours" -eq 0 ]; then
+	echo "ok kmemleak-ours"
+else
+	echo "FAIL kmemleak-ours: $ours leak(s) from our modules"
+	fails=$((fails + 1))
+fi
+[ "$rc" -ne 0 ] && exit "$rc"
+[ "$fails" -eq 0 ]
