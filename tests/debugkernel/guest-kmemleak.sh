@@ -9,8 +9,14 @@
 # whatever the suite itself reads (SUITE_POOL, SUITE_KERNEL, ...).
 #
 # Prints the suite's own lines, then
-#   ok|FAIL kmemleak-available, ok|FAIL kmemleak-ours
-# and every suspected leak verbatim.  A leak counts as ours when its
+#   ok|FAIL kmemleak-available, ok|FAIL kmemleak-ours, ok|FAIL kmsg-clean
+# and every suspected leak and offending kernel message verbatim.
+# kmsg-clean: the FF-A suite clears the kernel log (dmesg -c) between its
+# parts, so vm-run's end-of-run dmesg check sees only the last part; every
+# record is captured here from /dev/kmsg (a reader of its own, untouched by
+# dmesg -c) and judged with vm-run's patterns (tests/lib/qemu.sh
+# VMSG_DMESG_BAD, minus the plain "lockdep" that the lockdep boot banner
+# matches; lockdep's reports are matched by their titles).  A leak counts as ours when its
 # allocation backtrace names one of our modules, or has a frame the kernel
 # cannot symbolise any more (module text that is gone: the suites unload
 # our modules before they end).  Exit status: the suite's, or 1 when it
@@ -26,6 +32,8 @@ if [ ! -w "$KL" ]; then
 	exit 1
 fi
 echo "ok kmemleak-available"
+cat /dev/kmsg >/tmp/kmsg.all &
+KMSG=$!
 # Suspects from boot are not ours: forget them, report only new ones.
 echo clear >"$KL"
 
@@ -56,6 +64,18 @@ if [ "$ours" -eq 0 ]; then
 else
 	echo "FAIL kmemleak-ours: $ours leak(s) from our modules"
 	fails=$((fails + 1))
+fi
+sleep 1
+kill "$KMSG" 2>/dev/null
+BAD='WARNING:|BUG:|Oops|KASAN|UBSAN:|possible recursive locking|inconsistent lock state|circular locking|possible circular|suspicious RCU usage|scheduling while atomic|Call trace:|Kernel panic|kernel BUG|Unable to handle kernel|INFO: task .* blocked|rcu: INFO|soft lockup|hard LOCKUP|suspected memory leak|DMA-API: debugging out of memory|ODEBUG:|workqueue lockup'
+if grep -E "$BAD" /tmp/kmsg.all >/tmp/kmsg.bad; then
+	echo "FAIL kmsg-clean: $(wc -l </tmp/kmsg.bad) report line(s); whole kernel log follows"
+	echo "kmsg-begin"
+	cat /tmp/kmsg.all
+	echo "kmsg-end"
+	fails=$((fails + 1))
+else
+	echo "ok kmsg-clean"
 fi
 [ "$rc" -ne 0 ] && exit "$rc"
 [ "$fails" -eq 0 ]
