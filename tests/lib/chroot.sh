@@ -153,6 +153,8 @@ vmsg_chroot_run() {
 		# absolute path and scripts/ links to /usr/lib/linux-kbuild-*: keep
 		# Debian's paths inside the chroot.
 		for d in "$VMSG_KROOT"/usr/src/linux-headers-* "$VMSG_KROOT"/usr/lib/linux-kbuild-*; do
+			# A debug kernel (tests/lib/debugkernel.sh) has no linux-kbuild.
+			[[ -e "$d" ]] || continue
 			kmounts+=("${d#"$VMSG_KROOT"}")
 		done
 	fi

@@ -12,6 +12,9 @@
 #       does not have the version; returns 1 on other errors.
 #   vmsg_kernel_load <version>    same variables from an already fetched
 #       kernel, without any network access; non-zero if not fetched.
+#   <version>-debug (e.g. 7.3.4-debug) is the debug kernel built from
+#       Debian's linux-source by tests/lib/debugkernel.sh (fetch builds it,
+#       ~1 h cold); same variables, same layout.
 #
 # Variables set by both:
 #   VMSG_KVER     upstream version (6.16.12)
@@ -38,6 +41,8 @@
 _VMSG_KERNELS_SH=1
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=debugkernel.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debugkernel.sh"
 
 # Fetch dists/<suite>/main/binary-<arch>/Packages.xz and keep only the
 # paragraphs we may ever need (kernel packages, busybox, sparse).  The sid
@@ -61,7 +66,7 @@ vmsg_index() {
 	vmsg_download "$(vmsg_mirror)/dists/$suite/main/binary-$arch/Packages.xz" "$xz" ||
 		{ vmsg_log "no Packages index for $suite/$arch"; return 1; }
 	xz -dc "$xz" | awk 'BEGIN { RS = ""; ORS = "\n\n" }
-		/^Package: (linux-(image|binary|binary-unsigned|base|modules|headers|kbuild)-[0-9]|busybox-static\n|sparse\n)/' \
+		/^Package: (linux-(image|binary|binary-unsigned|base|modules|headers|kbuild|source)-[0-9]|busybox-static\n|sparse\n)/' \
 		>"$out.tmp" && mv -f "$out.tmp" "$out"
 	rm -f "$xz"
 	printf '%s\n' "$out"
@@ -196,7 +201,11 @@ vmsg_kernel_cachedir() {
 # Set the VMSG_K* variables from a fetched kernel's info file.
 vmsg_kernel_load() {
 	local ver="$1" kdir
-	kdir="$(vmsg_kernel_cachedir "$ver")" || return 1
+	if [[ "$ver" == *-debug ]]; then
+		kdir="$(vmsg_debugkernel_dir "${ver%-debug}")" || return 1
+	else
+		kdir="$(vmsg_kernel_cachedir "$ver")" || return 1
+	fi
 	[[ -f "$kdir/.complete" && -f "$kdir/info" ]] || return 1
 	unset VMSG_KARCH
 	# shellcheck source=/dev/null
@@ -277,8 +286,11 @@ _vmsg_kernel_fetch_locked() {
 
 vmsg_kernel_fetch() {
 	local ver="$1" rc=0 lock=""
-	[[ "$ver" =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || { echo "bad kernel version '$ver'" >&2; return 1; }
-	if ! vmsg_kernel_load "$ver"; then
+	[[ "$ver" =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?(-debug)?$ ]] || { echo "bad kernel version '$ver'" >&2; return 1; }
+	if [[ "$ver" == *-debug ]] && ! vmsg_kernel_load "$ver"; then
+		vmsg_debugkernel_build "${ver%-debug}" || return
+		vmsg_kernel_load "$ver" || return 1
+	elif ! vmsg_kernel_load "$ver"; then
 		[[ "$(vmsg_arch)" == arm64 ]] || lock="-$(vmsg_arch)"
 		vmsg_with_lock "kernel-$ver$lock" _vmsg_kernel_fetch_locked "$ver" || rc=$?
 		((rc == 0)) || return "$rc"

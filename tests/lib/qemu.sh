@@ -75,11 +75,15 @@ vmsg_dtb_merge() {
 }
 
 # Kernel problems that fail a run even if the script passed.
-VMSG_DMESG_BAD='WARNING:|BUG:|Oops|KASAN|possible recursive locking|inconsistent lock state|circular locking|scheduling while atomic|Call trace:|Kernel panic|UBSAN:|kernel BUG|general protection|Unable to handle kernel|INFO: task .* blocked|rcu: INFO|soft lockup|hard LOCKUP|lockdep'
+VMSG_DMESG_BAD='WARNING:|BUG:|Oops|KASAN|possible recursive locking|inconsistent lock state|circular locking|scheduling while atomic|Call trace:|Kernel panic|UBSAN:|kernel BUG|general protection|Unable to handle kernel|INFO: task .* blocked|rcu: INFO|soft lockup|hard LOCKUP|lockdep|suspected memory leak|DMA-API: debugging out of memory'
+
+# Lines matching VMSG_DMESG_BAD that are boot banners, not reports (the
+# debug kernel of tests/debugkernel prints them on every boot).
+VMSG_DMESG_BENIGN='^(\[[ 0-9.]+\] )?rcu:[[:space:]]+RCU lockdep checking is enabled\.$'
 
 vmsg_qemu_dmesg_check() {
 	local f="$1" hits
-	hits="$(grep -E -- "$VMSG_DMESG_BAD" "$f" || true)"
+	hits="$(grep -E -- "$VMSG_DMESG_BAD" "$f" | grep -v -E -- "$VMSG_DMESG_BENIGN" || true)"
 	if [[ -n "${VMSG_DMESG_IGNORE:-}" && -n "$hits" ]]; then
 		hits="$(grep -v -E -- "$VMSG_DMESG_IGNORE" <<<"$hits" || true)"
 	fi
