@@ -71,7 +71,7 @@ knob() { # partition name value
 dmesg_has() { dmesg | grep -q "$1"; }
 
 load() { # fake args... ; driver args come from $DRV_ARGS
-	dmesg -c >/dev/null
+	dmesg_clear
 	modprobe vmsg_ffa_fake "$@" || return 1
 	# shellcheck disable=SC2086
 	modprobe virtio_msg_ffa $DRV_ARGS || return 1
@@ -194,7 +194,7 @@ fi
 # Each fault hits the device added by a fresh backend (--rng 7), i.e. the
 # probe's requests; the device must fail cleanly or work, never hang.
 fault_add() { # name knob value expect(added|failed)
-	dmesg -c >/dev/null
+	dmesg_clear
 	knob 0 "$2" "$3"
 	start_backend 0 --rng 7
 	if [ "$4" = added ]; then
@@ -215,7 +215,7 @@ fault_add() { # name knob value expect(added|failed)
 # letting $2 answers through: 0 hits GET_DEVICE_INFO, 3 the driver's
 # probe (reset / status / features) after register_virtio_device().
 late_response() { # name skip
-	dmesg -c >/dev/null
+	dmesg_clear
 	knob 0 delay_skip "$2"
 	knob 0 delay_ms 3000
 	t0=$(date +%s)
@@ -235,7 +235,7 @@ late_response() { # name skip
 	# Seed 20: 1000 "ms" as jiffies were 4 s at HZ=250; 1.5 s expected.
 	[ "$2" = 0 ] && check seed20-timeout-in-ms test $((t1 - t0)) -le 3
 	# The same device number afterwards: works, no stale answer taken.
-	dmesg -c >/dev/null
+	dmesg_clear
 	start_backend 0 --rng 7
 	check "$1-readd" wait_for 100 count_is virtio_rng 1
 	check "$1-readd-rng-read" rng_read 16
@@ -324,7 +324,7 @@ else
 fi
 
 # BUSY on the bus messages of the probe: retried.
-dmesg -c >/dev/null
+dmesg_clear
 modprobe vmsg_ffa_fake modes=both
 knob 0 bus_busy 3
 # shellcheck disable=SC2086
@@ -342,7 +342,7 @@ if load modes=direct; then
 	rmmod virtio_msg_ffa
 	knob 0 page_bits 64
 	knob 0 bitmap_extra 1
-	dmesg -c >/dev/null
+	dmesg_clear
 	# shellcheck disable=SC2086
 	modprobe virtio_msg_ffa $DRV_ARGS
 	# Devices 777 and 4000 are beyond the count the partition announces.
@@ -353,7 +353,7 @@ if load modes=direct; then
 	rmmod virtio_msg_ffa
 	knob 0 bitmap_extra 0
 	knob 0 bitmap_bad 2
-	dmesg -c >/dev/null
+	dmesg_clear
 	# shellcheck disable=SC2086
 	modprobe virtio_msg_ffa $DRV_ARGS
 	check get-devices-truncated-bitmap dmesg_has "GET_DEVICES answer truncated"

@@ -51,6 +51,10 @@ stop_backend() { # exit status of the backend: 0 for a clean stop
 	return $rc
 }
 
+# "dmesg -c" that keeps what it clears for the run's final dmesg verdict
+# (tests/lib/initramfs.sh prints it before the rest of the log).
+dmesg_clear() { dmesg -c >>/tmp/vmrun-dmesg-cleared; }
+
 # SIGKILL, as a crash would; also a stopped (SIGSTOP) backend.
 kill_backend() {
 	[ -n "$B" ] || return 0

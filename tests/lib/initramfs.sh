@@ -196,6 +196,8 @@ sh /test/run.sh </dev/console
 status=$?
 echo "VMRUN-EXIT=$status"
 echo "VMRUN-DMESG-BEGIN"
+# What a script cleared with dmesg_clear (lib.sh) is judged too.
+cat /tmp/vmrun-dmesg-cleared 2>/dev/null
 dmesg
 echo "VMRUN-DMESG-END"
 sync
