@@ -54,17 +54,15 @@ DECLARE_EVENT_CLASS(virtio_msg_request_class,
 		__entry->msg_id = msg_id;
 		__entry->value = value;
 	),
-	TP_printk("bus=%d dev=%u %s token=%u value=%llu", __entry->bus,
+	TP_printk("bus=%d dev=%u %s token=%u len=%llu", __entry->bus,
 		  __entry->dev, vmsg_trace_msg_name(__entry->msg_id),
 		  __entry->token, __entry->value)
 );
 
-DEFINE_EVENT_PRINT(virtio_msg_request_class, virtio_msg_request,
+/* The class's own format (len=) is the request's. */
+DEFINE_EVENT(virtio_msg_request_class, virtio_msg_request,
 	TP_PROTO(int bus, u16 dev, u8 msg_id, u16 token, u64 value),
-	TP_ARGS(bus, dev, msg_id, token, value),
-	TP_printk("bus=%d dev=%u %s token=%u len=%llu", __entry->bus,
-		  __entry->dev, vmsg_trace_msg_name(__entry->msg_id),
-		  __entry->token, __entry->value)
+	TP_ARGS(bus, dev, msg_id, token, value)
 );
 
 DEFINE_EVENT_PRINT(virtio_msg_request_class, virtio_msg_response,
