@@ -65,6 +65,20 @@ disks() { (cd /sys/block && echo vd*); }
 [[ -f $T/env ]] && source $T/env
 only() { [[ -z "${VHU_ONLY:-}" || " $VHU_ONLY " == *" $1 "* ]]; }
 
+# A hang must cost minutes, not the stage, and leave its cause: after
+# VHU_WATCHDOG seconds (a run takes ~70 s) the blocked tasks' stacks are
+# printed and the VM powered off, which tests/image/run reports as a FAIL.
+WD="${VHU_WATCHDOG:-420}"
+(
+	sleep "$WD"
+	echo "FAIL watchdog: still running after $WD s; blocked tasks follow"
+	ps -eo pid,stat,wchan:32,args | grep -v '\[' | cut -c1-160
+	echo w >/proc/sysrq-trigger
+	dmesg | tail -n 200
+	echo o >/proc/sysrq-trigger
+) &
+WD_PID=$!
+
 # The image's own backends first, the ones from the .debs otherwise.
 VFSD=/usr/libexec/virtiofsd
 [[ -x "$VFSD" ]] || VFSD="$F/virtiofsd"
@@ -232,7 +246,8 @@ if only blk && [[ -n "$QSD" ]]; then
 		blk_run blk-vhost-user "$dev"
 		# qemu-storage-daemon killed in the middle of direct writes
 		# rewrites the disk until a write fails: it cannot end on its own
-		while dd if=/dev/zero of="/dev/$dev" bs=1M count=64 oflag=direct status=none \
+		# (nocreat: once the node is gone, dd would fill a file in /dev)
+		while dd if=/dev/zero of="/dev/$dev" bs=1M count=64 oflag=direct conv=nocreat status=none \
 			2>/tmp/dd-blk.err; do :; done &
 		DD=$!
 		sleep 2
@@ -259,7 +274,7 @@ if only blk && [[ -n "$QSD" ]]; then
 	BR_BLK=$!
 	if wait_for /run/vhu/blk.ready 120 && dev="$(new_disk "$before")"; then
 		# rewrites the disk until a write fails: it cannot end on its own
-		while dd if=/dev/zero of="/dev/$dev" bs=1M count=64 oflag=direct status=none \
+		while dd if=/dev/zero of="/dev/$dev" bs=1M count=64 oflag=direct conv=nocreat status=none \
 			2>/tmp/dd-blk2.err; do :; done &
 		DD=$!
 		sleep 2
@@ -331,7 +346,7 @@ if only blk && [[ -n "$QSD" ]]; then
 		--ready-file /run/vhu/blk.ready >/tmp/br-blk4.log 2>&1 &
 	BR_BLK=$!
 	if wait_for /run/vhu/blk.ready 120 && dev="$(new_disk "$before")" &&
-		dd if=/tmp/src64 of="/dev/$dev" bs=1M count=16 oflag=direct status=none &&
+		dd if=/tmp/src64 of="/dev/$dev" bs=1M count=16 oflag=direct conv=nocreat status=none &&
 		dd if="/dev/$dev" of=/tmp/back16 bs=1M count=16 iflag=direct status=none &&
 		cmp /tmp/back16 <(head -c 16M /tmp/src64); then
 		kill -TERM "$BR_BLK"
@@ -469,4 +484,5 @@ else
 fi
 dmesg | grep -E 'virtio.msg|virtio_fs|BUG|WARNING|hung' | tail -25 | sed 's/^/dmesg: /'
 for f in /tmp/br-*.log; do sed "s|^|$(basename "$f"): |" "$f" | tail -12; done
+kill "$WD_PID" 2>/dev/null
 exit "$fails"
