@@ -142,6 +142,12 @@ static long vmsg_lb_ioctl(struct file *file, unsigned int cmd,
 	return virtio_msg_bus_remove_device(&lb->bus, dev.dev_num);
 }
 
+static int vmsg_lb_open(struct inode *inode, struct file *file)
+{
+	virtio_msg_pool_open(vmsg_lb->pool, file);
+	return 0;
+}
+
 static int vmsg_lb_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	return virtio_msg_pool_mmap(vmsg_lb->pool, vma);
@@ -160,6 +166,7 @@ static loff_t vmsg_lb_llseek(struct file *file, loff_t offset, int whence)
 
 static const struct file_operations vmsg_lb_fops = {
 	.owner		= THIS_MODULE,
+	.open		= vmsg_lb_open,
 	.llseek		= vmsg_lb_llseek,
 	.unlocked_ioctl	= vmsg_lb_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,

@@ -20,12 +20,14 @@
 
 #include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
+#include <linux/fs.h>
 #include <linux/genalloc.h>
 #include <linux/highmem.h>
 #include <linux/io.h>
 #include <linux/mm.h>
 #include <linux/of.h>
 #include <linux/of_reserved_mem.h>
+#include <linux/pseudo_fs.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -59,6 +61,8 @@ struct virtio_msg_pool {
 	phys_addr_t *orig;
 	/* Bus addresses chosen by the bus driver (virtio_msg_pool_create_at) */
 	bool fixed_base;
+	/* Owns every user-space mapping of the pool (virtio_msg_pool_open) */
+	struct inode *inode;
 };
 
 static struct virtio_msg_pool *dev_to_pool(struct device *dev)
@@ -542,6 +546,55 @@ static int vmsg_pool_alloc_pages(struct virtio_msg_pool *pool, size_t size)
  * @bus_base onwards when @fixed_base (the bus numbers shared memory its
  * own way), or VMSG_POOL_RUNTIME_BASE for pages.
  */
+/*
+ * Every user-space mapping of a pool hangs off one address_space of its
+ * own, not off the inode of whichever device node was opened (there may be
+ * several, and an open file travels to other processes), so that they can
+ * all be taken back at once (virtio_msg_pool_revoke()), as /dev/mem does.
+ */
+#define VMSG_POOL_FS_MAGIC	0x766d7367	/* "vmsg" */
+static struct vfsmount *vmsg_pool_mnt;
+static int vmsg_pool_mnt_count;
+
+static int vmsg_pool_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, VMSG_POOL_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+static struct file_system_type vmsg_pool_fs_type = {
+	.name			= "virtio_msg_pool",
+	.owner			= THIS_MODULE,
+	.init_fs_context	= vmsg_pool_init_fs_context,
+	.kill_sb		= kill_anon_super,
+};
+
+static int vmsg_pool_inode_new(struct virtio_msg_pool *pool)
+{
+	struct inode *inode;
+	int ret;
+
+	ret = simple_pin_fs(&vmsg_pool_fs_type, &vmsg_pool_mnt,
+			    &vmsg_pool_mnt_count);
+	if (ret)
+		return ret;
+	inode = alloc_anon_inode(vmsg_pool_mnt->mnt_sb);
+	if (IS_ERR(inode)) {
+		simple_release_fs(&vmsg_pool_mnt, &vmsg_pool_mnt_count);
+		return PTR_ERR(inode);
+	}
+	pool->inode = inode;
+	return 0;
+}
+
+static void vmsg_pool_inode_put(struct virtio_msg_pool *pool)
+{
+	if (!pool->inode)
+		return;
+	iput(pool->inode);
+	pool->inode = NULL;
+	simple_release_fs(&vmsg_pool_mnt, &vmsg_pool_mnt_count);
+}
+
 static struct virtio_msg_pool *__vmsg_pool_create(struct device *dev,
 						  const char *compatible,
 						  const char *node_name,
@@ -583,6 +636,10 @@ static struct virtio_msg_pool *__vmsg_pool_create(struct device *dev,
 	} else {
 		ret = vmsg_pool_alloc_pages(pool, runtime_size);
 	}
+	if (ret)
+		goto err;
+
+	ret = vmsg_pool_inode_new(pool);
 	if (ret)
 		goto err;
 
@@ -664,6 +721,8 @@ void virtio_msg_pool_destroy(struct virtio_msg_pool *pool)
 	size_t in_use = virtio_msg_pool_in_use(pool);
 	unsigned int i;
 
+	/* Files hold the bus driver's module: nobody maps the pool any more. */
+	vmsg_pool_inode_put(pool);
 	if (in_use) {
 		dev_err(pool->dev,
 			"%zu bytes of the DMA pool are still in use at teardown: leaking the %zu KiB pool\n",
@@ -752,6 +811,37 @@ int virtio_msg_pool_mmap(struct virtio_msg_pool *pool,
 			       len << PAGE_SHIFT, vma->vm_page_prot);
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_mmap, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_pool_open - make @file's mappings of the pool revocable
+ * @pool: the pool
+ * @file: a file being opened whose mmap() is virtio_msg_pool_mmap()
+ *
+ * For the open() of a device node that maps the pool.
+ */
+void virtio_msg_pool_open(struct virtio_msg_pool *pool, struct file *file)
+{
+	file->f_mapping = pool->inode->i_mapping;
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_open, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_pool_revoke - take the pool back from every process mapping it
+ * @pool: the pool
+ *
+ * Every mapping made through a virtio_msg_pool_open()ed file is emptied:
+ * an access through it from now on faults (SIGBUS).  Mappings made
+ * afterwards work.  For a bus whose device side went away: a process it
+ * handed the pool to must not go on writing rings the transport now
+ * completes by itself, nor reach the memory of the next peer's devices.
+ * Memory pinned for I/O already in flight (O_DIRECT, io_uring) is beyond
+ * this.  Sleeps.
+ */
+void virtio_msg_pool_revoke(struct virtio_msg_pool *pool)
+{
+	unmap_mapping_range(pool->inode->i_mapping, 0, 0, 1);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_revoke, "VIRTIO_MSG");
 
 /**
  * virtio_msg_pool_create_at - virtio_msg_pool_create() with chosen bus addresses

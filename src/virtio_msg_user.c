@@ -217,10 +217,18 @@ static int vmsg_user_release(struct inode *inode, struct file *file)
 	list_for_each_entry_safe(m, tmp, &dropped, node)
 		kfree(m);
 	if (lost) {
-		/* Nobody is left to answer what was asked. */
+		/*
+		 * Nobody is left to answer what was asked.  Whoever still maps
+		 * the pool (a vhost-user backend the peer handed it to) would
+		 * go on completing buffers behind the transport's back while
+		 * it fails them: take the memory back first.
+		 */
 		down_read(&user->bus_sem);
-		if (user->bus)
+		if (user->bus) {
+			if (user->bus->pool)
+				virtio_msg_pool_revoke(user->bus->pool);
 			virtio_msg_bus_lost(user->bus);
+		}
 		up_read(&user->bus_sem);
 	}
 	kref_put(&user->ref, vmsg_user_free);

@@ -38,7 +38,9 @@ struct virtio_msg_wire_hdr {
 struct virtio_msg_bus;
 struct virtio_msg_pool;
 struct virtio_msg_user;
+struct file;
 struct sg_table;
+struct vm_area_struct;
 
 /**
  * struct virtio_msg_bus_ops - what a bus driver provides
@@ -160,5 +162,7 @@ size_t virtio_msg_pool_in_use(const struct virtio_msg_pool *pool);
 dma_addr_t virtio_msg_pool_bus_base(const struct virtio_msg_pool *pool);
 int virtio_msg_pool_mmap(struct virtio_msg_pool *pool,
 			 struct vm_area_struct *vma);
+void virtio_msg_pool_open(struct virtio_msg_pool *pool, struct file *file);
+void virtio_msg_pool_revoke(struct virtio_msg_pool *pool);
 
 #endif /* _LINUX_VIRTIO_MSG_BUS_H */

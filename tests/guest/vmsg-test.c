@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -593,6 +595,69 @@ static void test_reader_gone(struct bus *b)
 	set_timeout_ms(3000);
 }
 
+/*
+ * When the bus's peer goes, the pool is taken back from every process that
+ * maps it: a backend the peer handed it to (another process, its own open
+ * file) faults instead of writing rings the transport now completes itself.
+ * A mapping made afterwards, by the next peer, works.
+ */
+static void test_revoke(struct bus *b)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	int ready[2], go[2], status = 0;
+	char path[64], c, *p;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/dev/%s", b->info.msg_dev_name);
+	if (pipe(ready) || pipe(go)) {
+		check(0, "peer-gone-revokes-pool-mappings", "pipe: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (!pid) {
+		int fd = open(LB_NODE, O_RDWR);
+
+		p = fd < 0 ? MAP_FAILED : mmap(NULL, pg, PROT_READ | PROT_WRITE,
+					       MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			_exit(3);
+		/* mapped and usable while the peer is there */
+		__atomic_store_n(&p[0], 0x5a, __ATOMIC_RELAXED);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(4);
+		/* the peer is gone now */
+		c = __atomic_load_n(&p[0], __ATOMIC_RELAXED);
+		_exit(c == 0x5a ? 0 : 5);
+	}
+	if (pid < 0 || read(ready[0], &c, 1) != 1) {
+		check(0, "peer-gone-revokes-pool-mappings", "child: %s", strerror(errno));
+		return;
+	}
+	close(b->msg);
+	if (write(go[1], "g", 1) != 1)
+		kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	check(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+	      "peer-gone-revokes-pool-mappings", "child %s %d",
+	      WIFSIGNALED(status) ? "killed by signal" : "exited",
+	      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
+
+	b->msg = open(path, O_RDWR | O_NONBLOCK);
+	p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, b->lb, 0);
+	if (p != MAP_FAILED) {
+		p[1] = 0x33;
+		check(p[0] == 0x5a && p[1] == 0x33, "pool-mappable-after-revoke",
+		      "read back %#x %#x", p[0], p[1]);
+		munmap(p, pg);
+	} else {
+		check(0, "pool-mappable-after-revoke", "%s", strerror(errno));
+	}
+}
+
 static int print_usage(void)
 {
 	fprintf(stderr,
@@ -657,6 +722,7 @@ int main(int argc, char **argv)
 	test_vring_fds(&b);
 	test_remove_103(&b);
 	test_reader_gone(&b);
+	test_revoke(&b);
 	bus_close(&b);
 	return failures ? 1 : 0;
 }
