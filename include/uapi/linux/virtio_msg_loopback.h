@@ -10,7 +10,10 @@
  *  2. mmap() of /dev/virtio-msg-lb at offset 0 maps the DMA pool (the node
  *     seeks like a file of the pool's size, for mappers that check).  Every
  *     address the kernel puts into a virtqueue or a SET_VQUEUE message is a
- *     bus address: pool offset = bus address - bus_addr_base.
+ *     bus address: pool offset = bus address - bus_addr_base.  When the
+ *     last reader of /dev/virtio-msg-N closes it (the backend is gone),
+ *     every mapping of the pool, in any process, is revoked first: an
+ *     access through it raises SIGBUS.  Mappings made afterwards work.
  *  3. VIRTIO_MSG_LB_IOC_ADD creates a device with a device number; the
  *     kernel then probes it with transport messages read from
  *     /dev/virtio-msg-N, and the backend write()s one response per request,
