@@ -15,6 +15,9 @@
 #                   the module loader's own hundreds (sections, sysfs, the
 #                   trace-event core, which WARNs on -ENOMEM by design) are
 #                   the kernel's, not ours (stack-trace filter require-start/end)
+#   load-ffa        finit_module(virtio_msg_ffa.ko) with the fake partition
+#                   of tests/ffa loaded: the FF-A probe (not by default:
+#                   FAILNTH_CLASSES; needs vmsg_ffa_fake.ko)
 #   add             VIRTIO_MSG_LB_IOC_ADD of a virtio-rng device with its
 #                   peer serving: the device's registration on the bus,
 #                   probe, virtqueue setup and pool slots  (vmsg-peer --fail-nth)
@@ -48,6 +51,7 @@ RELOAD_EVERY="${FAILNTH_RELOAD_EVERY:-10}"
 # page by page, 4096 failure points of the same loop with the default
 # 16 MiB, 64 with this.
 LB_PARAMS="pool_size=262144"
+FFA_PARAMS="pool_size=262144 bus_timeout_ms=1000"
 DBG=/sys/kernel/debug
 UPD="${VMRUN_UPDATES:-/lib/modules/$(uname -r)/updates}"
 
@@ -131,6 +135,8 @@ kmsg_bad() {
 }
 
 unload_all() {
+	! loaded virtio_msg_ffa || rmmod virtio_msg_ffa || return 1
+	! loaded vmsg_ffa_fake || rmmod vmsg_ffa_fake || return 1
 	! loaded virtio_msg_loopback || rmmod virtio_msg_loopback || return 1
 	! loaded virtio_msg_transport || rmmod virtio_msg_transport
 }
@@ -193,12 +199,13 @@ class_end() { # class points reached-end
 }
 
 # --- module load ----------------------------------------------------------------
-# load_class <class> <module> <params> [<module loaded first>]
+# load_class <class> <module> <params> [<command loading what it needs>]
 load_class() {
 	class=$1 mod=$2 params=$3 dep=${4:-}
 	points=0 ended=0 nth=1
 	unload_all
-	[ -z "$dep" ] || modprobe "$dep"
+	# shellcheck disable=SC2086  # a command and its arguments
+	[ -z "$dep" ] || $dep
 	kmsg_bad >/dev/null
 	while [ "$nth" -le "$MAX" ]; do
 		r=$(vmsg-test failnth "$nth" load "$UPD/$mod.ko" "$params")
@@ -229,7 +236,11 @@ load_class() {
 want() { case " $CLASSES " in *" $1 "*) ;; *) return 1 ;; esac; }
 fi_require "$INITCALL"
 want load-transport && load_class load-transport virtio_msg_transport ""
-want load-loopback && load_class load-loopback virtio_msg_loopback "$LB_PARAMS" virtio_msg_transport
+want load-loopback && load_class load-loopback virtio_msg_loopback "$LB_PARAMS" "modprobe virtio_msg_transport"
+# The FF-A driver's load probes the fake partition (tests/ffa): version
+# exchange, pool, area share, bus registration, all in the loading task.
+ffa_deps() { modprobe virtio_msg_transport && modprobe vmsg_ffa_fake modes=both; }
+want load-ffa && load_class load-ffa virtio_msg_ffa "$FFA_PARAMS" ffa_deps
 fi_require ""
 
 # --- ADD of a served device ------------------------------------------------------
