@@ -42,10 +42,30 @@
 #     per boot (the VM ran to the end and its dmesg has no WARNING/BUG/...).
 #  3. ffa: tests/ffa-check.sh on FF-A kernels (fake partitions), checks
 #     ffa/<ver>/NAME and ffa-boot-<ver>.
-#  4. pkg: tests/pkg/run, the Debian packages end to end (build, lintian,
+#  4. debug: the debug kernel of tests/debugkernel/ (KASAN, UBSAN, KFENCE,
+#     lockdep, DEBUG_OBJECTS, DMA-API debugging, kmemleak, fault injection,
+#     DMA_RESTRICTED_POOL; built once, cached by the hash of its recipe):
+#     this tree's modules and the fake FF-A partitions built against it
+#     with W=1 (debug/build-modules), then one boot per kind of
+#     tests/debugkernel/guest-kmemleak.sh, whatever KERNELS says:
+#       runtime  tests/guest/suite.sh, OVERLAY=none, SUITE_POOL=runtime
+#       dt       tests/guest/suite.sh, OVERLAY=vmsglb, SUITE_POOL=dt: the
+#                kernel's restricted-dma-pool ops confine the DMA
+#       failnth  tests/guest/failnth-suite.sh: the Nth allocation of the
+#                module loads and of ADD failed, N = 1, 2, ... (its
+#                "figure" lines, the failure points, are echoed)
+#       ffa      tests/guest/ffa-suite.sh with the fake partitions
+#     each ending in a kmemleak scan (kmemleak-ours: none of our objects
+#     leaked) and kmsg-clean.  Checks debug/<kind>/NAME and
+#     debug/boot-<kind>-dmesg-clean (any KASAN, UBSAN, KFENCE, lockdep,
+#     DMA-API, ODEBUG or kmemleak report fails it).  Warm ~11 min (2
+#     cores, other VMs running); cold the kernel build adds ~20 min.
+#  5. pkg: tests/pkg/run, the Debian packages end to end (build, lintian,
 #     apt install + DKMS + modprobe + removal in a trixie arm64 VM), checks
 #     pkg/NAME.  Warm ~20 min; cold (no image, no build chroot) ~33 min.
-#  5. bench: tests/bench/run --smoke, one short repetition of "make bench"
+#  6. vhost-user: tests/vhost-user/run in the pkg stage's image, checks
+#     vhost-user/NAME (see tests/README.md).
+#  7. bench: tests/bench/run --smoke, one short repetition of "make bench"
 #     in the same trixie arm64 image (~2 min of VM): checks bench/<figure>
 #     that every figure was produced (never its value), bench-smoke-exit.
 #
@@ -64,10 +84,15 @@
 #   CHECK_BUDGET  seconds the whole run may take (default 4800, CI allows
 #                 5400): a boot gets at most what is left, boots and a pkg
 #                 stage that no longer fit are FAILed as "not run"
-#   STAGES        "compile boot ffa pkg vhost-user bench" (default);
-#                 "compile" alone skips boots
+#   STAGES        "compile boot ffa debug pkg vhost-user bench" (default);
+#                 "compile" alone skips boots; the debug stage runs
+#                 whatever KERNELS says (KERNELS=none STAGES=debug: only it)
 #   FFA_KERNELS   kernels of the FF-A stage (default 6.17.13 7.0.13 7.3.4;
 #                 with KERNELS=all every FF-A kernel)
+#   DEBUG_KERNEL  version of the debug kernel (default 7.3.4)
+#   DEBUG_KINDS   boots of the debug stage (default "runtime dt failnth ffa")
+#   DEBUG_BOOT_TIMEOUT  per debug-kernel boot (default 600 s; the debug
+#                 kernel runs 2-4x slower than Debian's)
 #   CHECK_LOGDIR  log directory (default tests/logs/check-<date>)
 #   KEEP          1 = keep the work dir with the builds (printed)
 #   VMSG_CACHE    cache dir of the kernels/chroots (see tests/README.md)
@@ -108,7 +133,7 @@ SUITE="${SUITE:-$VMSG_REPO/tests/guest/suite.sh}"
 JOBS="${JOBS:-2}"
 BOOT_TIMEOUT="${BOOT_TIMEOUT:-300}"
 CHECK_BUDGET="${CHECK_BUDGET:-4800}"
-STAGES="${STAGES:-compile boot ffa pkg vhost-user bench}"
+STAGES="${STAGES:-compile boot ffa debug pkg vhost-user bench}"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "check.sh: bad JOBS=$JOBS" >&2; exit 2; }
 # make -j per compile job: the cores shared out among the parallel jobs.
 VMSG_MAKEJ=$(($(nproc) / JOBS))
@@ -618,7 +643,140 @@ if [[ " $STAGES " == *" ffa "* && -n "${FFA_KERNELS// /}" ]]; then
 fi
 
 # ---------------------------------------------------------------------------
-# 4. Debian packages: tests/pkg/run builds the source and binary packages
+# 4. debug: the debug kernel of tests/debugkernel/ (KASAN, UBSAN, KFENCE,
+# lockdep, DEBUG_OBJECTS, DMA-API debugging, kmemleak, fault injection,
+# DMA_RESTRICTED_POOL), built once and cached by the hash of its recipe.
+# This tree's modules and the fake FF-A partitions are built against it,
+# then tests/debugkernel/guest-kmemleak.sh runs, one boot each:
+#   runtime  tests/guest/suite.sh, OVERLAY=none, SUITE_POOL=runtime
+#   dt       tests/guest/suite.sh, OVERLAY=vmsglb, SUITE_POOL=dt: the
+#            kernel's restricted-dma-pool ops confine the DMA
+#   failnth  tests/guest/failnth-suite.sh: fault injection of the module
+#            loads and of ADD (its "figure" lines are echoed)
+#   ffa      tests/guest/ffa-suite.sh (fake partitions)
+# each ending in the kmemleak scan (kmemleak-ours) and kmsg-clean.  Checks
+# debug/<kind>/NAME and debug/boot-<kind>-dmesg-clean (any KASAN, UBSAN,
+# lockdep, KFENCE, DMA-API, ODEBUG or kmemleak report fails it).
+DEBUG_KERNEL="${DEBUG_KERNEL:-7.3.4}"
+DEBUG_BOOT_TIMEOUT="${DEBUG_BOOT_TIMEOUT:-600}"
+DEBUG_KINDS="${DEBUG_KINDS:-runtime dt failnth ffa}"
+
+# Modules (with the fake FF-A partitions) and guest programs for the debug
+# kernel, in $WORK/debug; FAIL lines for what does not build.
+debug_build() {
+	local res="$1" dw="$WORK/debug" log="$LOGDIR/debug/build-modules.log" n rc=0
+	mkdir -p "$dw/ko" "$dw/progs"
+	vmsg_copy_module_sources "$dw/src"
+	mkdir -p "$dw/src/tests"
+	cp -r "$VMSG_REPO/tests/ffa" "$dw/src/tests/"
+	find "$dw/src/tests" \( -name '*.o' -o -name '*.ko' \) -type f -delete
+	{
+		vmsg_build_modules "$DEBUG_KERNEL-debug" "$dw/src" W=1 &&
+			(cd "$dw/src" && vmsg_chroot_run --kernel "$DEBUG_KERNEL-debug" --bind "$dw/src" -- \
+				make -j"${VMSG_MAKEJ:-$(nproc)}" -C "/lib/modules/$VMSG_KABI/build" \
+				M="$dw/src/tests/ffa" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- W=1 modules)
+	} >"$log" 2>&1 || rc=$?
+	n="$(grep -c -i 'warning:' "$log" || true)"
+	if ((rc)); then
+		record "$res" FAIL debug/build-modules "make W=1 failed (status $rc): $(first_match "$log" 'error|Error [0-9]')"
+		return 1
+	fi
+	if ! vmsg_collect_modules "$dw/src" "$dw/ko" >>"$log" 2>&1 ||
+		! cp "$dw/src/tests/ffa/"*.ko "$dw/ko/" 2>>"$log" ||
+		[[ ! -f "$dw/ko/virtio_msg_ffa.ko" ]]; then
+		record "$res" FAIL debug/build-modules "modules missing or of another kernel (log: $log)"
+		return 1
+	fi
+	# Warnings fail the check; the modules are booted all the same.
+	if ((n)); then
+		record "$res" FAIL debug/build-modules "$n warning(s), first: $(first_match "$log" '[Ww][Aa][Rr][Nn][Ii][Nn][Gg]:')"
+	else
+		record "$res" PASS debug/build-modules
+	fi
+	# The guest programs: the compile stage's when it built them.
+	log="$LOGDIR/debug/build-progs.log"
+	if [[ -x "$WORK/progs/vmsg-peer" && -x "$WORK/progs/virtio-msg-backend" ]]; then
+		cp "$WORK/progs/"* "$dw/progs/"
+	else
+		vmsg_copy_tool_sources "$dw/tools-src"
+		if ! { VMSG_ARCH=arm64 vmsg_build_backend "$dw/tools-src" "$dw/progs" &&
+			VMSG_ARCH=arm64 vmsg_build_vmsg_test "$dw/tools-src" "$dw/progs"; } >"$log" 2>&1; then
+			record "$res" FAIL debug/build-progs "$(first_match "$log" 'error|no tests') (log: $log)"
+			return 1
+		fi
+	fi
+}
+
+debug_boot() {
+	local res="$1" kind="$2" name="debug/boot-$2-dmesg-clean" blog="$LOGDIR/debug/boot-$2" left timeout rc=0
+	# slab_debug=U: no per-CPU sheaves, whose stale object pointers hide
+	# leaks from kmemleak (tests/debugkernel/README.md).
+	local append="slab_debug=U"
+	local -a args=(KERNEL="$DEBUG_KERNEL-debug" BUILD=0 MODDIR="$WORK/debug/ko" PROGS="$WORK/debug/progs"
+		FILES="$TESTS_DIR/guest" LOGDIR="$blog" ENV="SUITE_KERNEL=$DEBUG_KERNEL-debug")
+	case "$kind" in
+	runtime) args+=(OVERLAY=none ENV=SUITE_POOL=runtime) ;;
+	dt)
+		# swiotlb=track_hiwater: the suite reads the region's high-water
+		# mark to see the kernel bounced through it.
+		args+=(OVERLAY=vmsglb ENV=SUITE_POOL=dt)
+		append+=" swiotlb=track_hiwater"
+		# The restricted-dma-pool path is expected where the kernel has it.
+		grep -qx 'CONFIG_DMA_RESTRICTED_POOL=y' "$VMSG_KCONFIG" && args+=(ENV=SUITE_POOL_OPS=kernel) ;;
+	failnth) args+=(OVERLAY=none ENV=DK_SUITE=failnth-suite.sh) ;;
+	ffa) args+=(OVERLAY=none ENV=DK_SUITE=ffa-suite.sh) ;;
+	*) record "$res" FAIL "$name" "unknown kind $kind (DEBUG_KINDS)"; return ;;
+	esac
+	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	if ((left < 120)); then
+		record "$res" FAIL "$name" "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left"
+		return
+	fi
+	timeout="$DEBUG_BOOT_TIMEOUT"
+	((left >= timeout)) || timeout="$left"
+	mkdir -p "$blog"
+	say "debug $kind (timeout ${timeout}s)"
+	"$TESTS_DIR/vm-run" "${args[@]}" APPEND="$append" TIMEOUT="$timeout" "$TESTS_DIR/debugkernel/guest-kmemleak.sh" \
+		>"$blog.out" 2>"$blog.err" </dev/null || rc=$?
+	say "debug $kind: vm-run status $rc ($(grep -o 'boot=[0-9.]*s' "$blog.err" | tail -1))"
+	grep '^figure ' "$blog.out" | sed 's/^/  /' || true
+	parse_suite "$res" "debug/$kind" "$blog.out" "$rc"
+	judge_boot "$res" "$name" "$rc" "$blog"
+}
+
+T_DEBUG=0
+if [[ " $STAGES " == *" debug "* ]]; then
+	t="$(vmsg_now)"
+	mkdir -p "$LOGDIR/debug"
+	: >"$WORK/res-debug"
+	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	dkdir="$(vmsg_debugkernel_dir "$DEBUG_KERNEL" 2>/dev/null || true)"
+	# Warm ~11 min (measured under load), cold the kernel build adds ~20.
+	need=900
+	[[ -n "$dkdir" && -f "$dkdir/.complete" ]] || need=2100
+	if ((left < need)); then
+		record "$WORK/res-debug" FAIL debug-stage "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left, it needs ~${need}s"
+	else
+		say "debug stage: $DEBUG_KERNEL-debug, $DEBUG_KINDS (${left}s of budget left)"
+		rc=0
+		vmsg_debugkernel_build "$DEBUG_KERNEL" >"$LOGDIR/debug/kernel.log" 2>&1 || rc=$?
+		if ((rc == 77)); then
+			record "$WORK/res-debug" SKIP debug-stage "linux-source of $DEBUG_KERNEL not available from the Debian mirror"
+		elif ((rc)) || ! vmsg_kernel_load "$DEBUG_KERNEL-debug" >>"$LOGDIR/debug/kernel.log" 2>&1; then
+			record "$WORK/res-debug" FAIL debug/kernel "debug kernel build failed (log: $LOGDIR/debug/kernel.log)"
+		elif debug_build "$WORK/res-debug"; then
+			for kind in $DEBUG_KINDS; do
+				debug_boot "$WORK/res-debug" "$kind"
+			done
+		fi
+	fi
+	cat "$WORK/res-debug"
+	cat "$WORK/res-debug" >>"$RESULTS"
+	T_DEBUG="$(vmsg_elapsed "$t")"
+fi
+
+# ---------------------------------------------------------------------------
+# 5. Debian packages: tests/pkg/run builds the source and binary packages
 # (lintian clean), then in a Debian trixie arm64 VM installs them with apt,
 # lets DKMS build natively for two kernels, modprobes, runs rng/blk and the
 # autopkgtest, and removes the package.  Its "ok NAME" / "FAIL NAME: why"
@@ -653,7 +811,7 @@ if [[ " $STAGES " == *" pkg "* ]]; then
 fi
 
 # ---------------------------------------------------------------------------
-# 5. vhost-user: tests/vhost-user/run boots the pkg stage's trixie arm64
+# 6. vhost-user: tests/vhost-user/run boots the pkg stage's trixie arm64
 # image (cached) with this tree's modules and runs virtiofsd,
 # qemu-storage-daemon and vhost-device-vsock behind virtio-msg-vhost-user
 # (tests/vhost-user/guest.sh); ~1.5 min warm, plus the image build (~6 min)
@@ -690,7 +848,7 @@ if [[ " $STAGES " == *" vhost-user "* ]]; then
 fi
 
 # ---------------------------------------------------------------------------
-# 6. bench smoke: "make bench" cut to one short repetition, so the bench
+# 7. bench smoke: "make bench" cut to one short repetition, so the bench
 # cannot rot.  Its PASS/FAIL lines (one per figure: was it produced) are
 # taken as they are; timings are never judged.
 T_BENCH=0
@@ -731,7 +889,7 @@ failed="$(grep -c '^FAIL ' "$RESULTS" || true)"
 skipped="$(grep -c '^SKIP ' "$RESULTS" || true)"
 {
 	echo
-	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, pkg ${T_PKG}s, vhost-user ${T_VHU}s, bench ${T_BENCH}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
+	echo "== summary (compile ${T_COMPILE}s, boot ${T_BOOT}s, ffa ${T_FFA}s, debug ${T_DEBUG}s, pkg ${T_PKG}s, vhost-user ${T_VHU}s, bench ${T_BENCH}s, total $(vmsg_elapsed "$T_START")s; logs: $LOGDIR)"
 	echo "compile matrix: ${MATRIX:-none}"
 	echo "boot kernels:   ${BOOT_KERNELS:-none}"
 	if ((skipped)); then

@@ -92,3 +92,24 @@ blk_dev() {
 }
 
 md5_of() { md5sum | cut -d' ' -f1; }
+
+# Kernel reports in a log: vm-run's patterns (tests/lib/qemu.sh
+# VMSG_DMESG_BAD) minus the plain "lockdep" that the lockdep boot banner
+# matches (lockdep's reports are matched by their titles), plus ODEBUG and
+# workqueue lockups.
+KMSG_BAD='WARNING:|BUG:|Oops|KASAN|UBSAN:|possible recursive locking|inconsistent lock state|circular locking|possible circular|suspicious RCU usage|scheduling while atomic|Call trace:|Kernel panic|kernel BUG|Unable to handle kernel|INFO: task .* blocked|rcu: INFO|soft lockup|hard LOCKUP|suspected memory leak|DMA-API: debugging out of memory|ODEBUG:|workqueue lockup'
+
+# Prints the report lines of kernel log file $1.  The one exception: the
+# stack dump of an allocation failure that fault injection forced
+# ("FAULT_INJECTION: forcing a failure", then within a few lines the
+# allocator's "vmalloc error:" / "page allocation failure:" report and its
+# "Call trace:") is the expected outcome, not a report.
+kmsg_reports() {
+	awk -v bad="$KMSG_BAD" '
+		/FAULT_INJECTION: forcing a failure/ { fi = NR }
+		/vmalloc error:|page allocation failure:/ { if (fi && NR - fi <= 6) alloc = NR }
+		$0 ~ bad {
+			if (/Call trace:/ && alloc && NR - alloc <= 4) next
+			print
+		}' "$1"
+}

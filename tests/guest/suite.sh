@@ -7,7 +7,10 @@
 # and exits 0 only if nothing failed.
 #
 # Environment: SUITE_POOL=dt (the vmsglb overlay is applied) or runtime (no
-# device tree pool), SUITE_KERNEL=<version> (for messages only).
+# device tree pool), SUITE_KERNEL=<version> (for messages only),
+# SUITE_POOL_OPS=kernel when the kernel has CONFIG_DMA_RESTRICTED_POOL (the
+# debug kernel; Debian's do not): with SUITE_POOL=dt the DMA must then be
+# confined by the kernel's restricted-dma-pool ops, not by our own pool.
 #
 # The backend and the I/O are pinned to CPU 0 (lib.sh: TCG wakeups).
 
@@ -80,6 +83,31 @@ fi
 t_pool_size() { [ "$(lb_field pool_size)" -ge 8388608 ]; }
 check pool-at-least-8MiB t_pool_size
 
+# Who confines the DMA: with the device-tree region and a kernel that has
+# CONFIG_DMA_RESTRICTED_POOL, the kernel's restricted-dma-pool ops (swiotlb
+# bouncing into the region); otherwise our own bounce pool.  Which one is
+# in use is read from the kernel log; its checks are of that path only, so
+# none passes on a kernel that does not take it.  The kernel's pool is
+# seen by the kernel itself: swiotlb's debugfs directory of the region.
+KOPS=0
+dmesg | grep -q "DMA confined to .* by the kernel's pool ops" && KOPS=1
+SWIOTLB=""
+for d in /sys/kernel/debug/swiotlb/vmsglb*; do
+	[ -d "$d" ] && SWIOTLB=$d
+done
+if [ "$POOL" = dt ] && [ "$KOPS" = 1 ]; then
+	t_kops_confined() {
+		dmesg | grep -q "DMA confined to 0x0*7e000000+0x0*1000000 by the kernel's pool ops" &&
+			[ -n "$SWIOTLB" ] && [ "$(cat "$SWIOTLB/io_tlb_nslabs")" -gt 0 ]
+	}
+	check pool-kernel-ops-confined t_kops_confined
+elif [ "${SUITE_POOL_OPS:-}" = kernel ] && [ "$POOL" = dt ]; then
+	fail pool-kernel-ops-confined "kernel has CONFIG_DMA_RESTRICTED_POOL, but: $(dmesg | grep -E 'DMA confined|kernel pool ops' | tail -1)"
+else
+	t_own_confined() { dmesg | grep -q "DMA confined to a [0-9]* KiB pool at bus address"; }
+	check pool-own-bounce-confined t_own_confined
+fi
+
 # --- hostile peer checks (vmsg-test) -----------------------------------------
 vmsg-test all >/tmp/vt.out 2>&1
 sed -n 's/^ok /ok hostile-/p; s/^FAIL /FAIL hostile-/p' /tmp/vt.out
@@ -88,6 +116,7 @@ grep -q '^ok ' /tmp/vt.out || fail hostile-ran "vmsg-test printed no result: $(c
 
 # --- rng and blk through the backend ----------------------------------------
 dd if=/dev/zero of=/tmp/disk.img bs=1M count=72 2>/dev/null
+f0=$fails
 if start_backend --rng 1 --blk 2:/tmp/disk.img; then
 	ok backend-start
 else
@@ -105,6 +134,8 @@ pin dd if=/tmp/data of="$VDA" bs=1M oflag=direct 2>/dev/null
 sync
 check blk-write-64MiB-backing-file same_md5 "$(head -c 67108864 /tmp/disk.img | md5_of)" "$want"
 check blk-read-back-64MiB same_md5 "$(dev_md5 "$VDA" 64)" "$want"
+io_clean=0
+[ "$fails" -eq "$f0" ] && io_clean=1
 rm -f /tmp/data
 
 # --- add / remove -------------------------------------------------------------
@@ -131,6 +162,23 @@ check add-remove-during-io same_md5 "$churn:$(dev_md5 "$VDA" 16)" "0:$want"
 
 check backend-clean-stop stop_backend
 check devices-removed-on-stop same_md5 "$(lb_field num_devices)" 0
+# Every buffer of that I/O was inside the region: the backend marks a queue
+# broken for anything outside its mapping of it, so I/O that passed with no
+# such complaint proves it; swiotlb's high-water mark (kept only with the
+# kernel argument swiotlb=track_hiwater) proves the kernel bounced the
+# buffers through the region.
+if [ "$POOL" = dt ] && [ "$KOPS" = 1 ]; then
+	hiwater=$(cat "$SWIOTLB/io_tlb_used_hiwater" 2>/dev/null)
+	if [ "$io_clean" != 1 ]; then
+		fail pool-kernel-ops-io-inside "the rng/blk I/O above failed"
+	elif grep -E "outside the DMA pool|not inside the DMA pool" /tmp/backend.log >/tmp/outside; then
+		fail pool-kernel-ops-io-inside "backend: $(head -1 /tmp/outside)"
+	elif [ "${hiwater:-0}" -le 0 ]; then
+		fail pool-kernel-ops-io-inside "nothing bounced through $SWIOTLB (io_tlb_used_hiwater '$hiwater'; it counts with swiotlb=track_hiwater only)"
+	else
+		ok pool-kernel-ops-io-inside
+	fi
+fi
 
 # --- many devices -------------------------------------------------------------
 args=""
@@ -351,9 +399,15 @@ if [ -d "$T/events/virtio_msg" ]; then
 		t_dbg_dev() { [ "$(dbg_field "$D/devices" 40 2)" -gt 0 ] && [ "$(dbg_field "$D/devices" 40 5)" -gt 0 ] &&
 			[ "$(dbg_field "$D/devices" 40 6)" -gt 0 ] && [ "$(dbg_field "$D/devices" 40 9)" = registered ]; }
 		check debugfs-device-counters t_dbg_dev
-		t_dbg_pool() { grep -q "^in_use [1-9]" "$D/pool" && grep -q "^bounced [1-9]" "$D/pool" &&
-			grep -q "^in_use_max [1-9]" "$D/pool"; }
-		check debugfs-pool t_dbg_pool
+		if [ "$POOL" = dt ] && [ "$KOPS" = 1 ]; then
+			# The kernel's pool ops bounce: ours counts nothing.
+			t_dbg_kpool() { grep -q "^allocator kernel restricted-dma-pool$" "$D/pool"; }
+			check debugfs-pool-kernel-ops t_dbg_kpool
+		else
+			t_dbg_pool() { grep -q "^in_use [1-9]" "$D/pool" && grep -q "^bounced [1-9]" "$D/pool" &&
+				grep -q "^in_use_max [1-9]" "$D/pool" && grep -q "^allocator virtio-msg$" "$D/pool"; }
+			check debugfs-pool t_dbg_pool
+		fi
 		stop_backend
 	else
 		fail observability "backend not ready"

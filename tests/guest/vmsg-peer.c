@@ -43,6 +43,7 @@
 #include <sys/signalfd.h>
 
 #include "backend.h"
+#include "failnth.h"
 
 #define LB_NODE		"/dev/virtio-msg-lb"
 
@@ -61,6 +62,7 @@ struct peer_opts {
 	int die_id;		/* exit on the first request with this id */
 	int late_id;		/* answer the first request with this id late */
 	unsigned int late_ms;
+	unsigned int fail_nth;	/* first ADD with its Nth allocation failed */
 	const char *ready_file;
 };
 
@@ -145,6 +147,9 @@ static void print_help(FILE *f)
 		"  --die-at NAME         exit(3) on the first request NAME\n"
 		"  --late NAME:MS        answer the first request NAME after the devices\n"
 		"                        are added MS ms late\n"
+		"  --fail-nth N          issue the first ADD with /proc/thread-self/fail-nth\n"
+		"                        set to N (debug kernel); prints \"fail-nth N ADD\n"
+		"                        OK|ERRNO injected|not-injected\" on stdout\n"
 		"  --ready-file PATH     created once every device is added\n"
 		"NAME: GET_DEVICE_INFO, SET_DEVICE_STATUS, GET_VQUEUE, ... EVENT_AVAIL\n"
 		"Exit status: 0 after a clean stop; 1 if an ADD failed.\n", "vmsg-peer", LB_NODE);
@@ -152,7 +157,7 @@ static void print_help(FILE *f)
 
 enum { OPT_RNG = 256, OPT_LINARO, OPT_ONE_BLOCK, OPT_NO_MAX_VQS, OPT_LOOSE, OPT_LSEEK,
 	OPT_INLINE, OPT_RELEASE, OPT_HOLD, OPT_EVENTFD, OPT_STALL, OPT_DIE, OPT_LATE,
-	OPT_READY };
+	OPT_READY, OPT_FAIL_NTH };
 
 static void parse_args(int argc, char **argv, struct peer_opts *o)
 {
@@ -171,6 +176,7 @@ static void parse_args(int argc, char **argv, struct peer_opts *o)
 		{ "die-at", required_argument, NULL, OPT_DIE },
 		{ "late", required_argument, NULL, OPT_LATE },
 		{ "ready-file", required_argument, NULL, OPT_READY },
+		{ "fail-nth", required_argument, NULL, OPT_FAIL_NTH },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -233,6 +239,9 @@ static void parse_args(int argc, char **argv, struct peer_opts *o)
 			break;
 		case OPT_READY:
 			o->ready_file = optarg;
+			break;
+		case OPT_FAIL_NTH:
+			o->fail_nth = strtoul(optarg, NULL, 0);
 			break;
 		case 'h':
 			print_help(stdout);
@@ -523,6 +532,30 @@ static void release_lb(struct peer *p)
 	p->lb = -1;
 }
 
+/*
+ * The first ADD with its Nth fallible call failed: bus registration of the
+ * device, probe, virtqueue setup and the pool all run in this thread.
+ */
+static int add_fail_nth(struct peer *p, uint16_t dev_num)
+{
+	int fd = failnth_open();
+	long left;
+	int err;
+
+	if (fd < 0 || failnth_set(fd, p->o.fail_nth))
+		die("/proc/thread-self/fail-nth");
+	err = lb_ioctl(p, VIRTIO_MSG_LB_IOC_ADD, dev_num);
+	left = failnth_get(fd);
+	failnth_set(fd, 0);
+	close(fd);
+	if (left < 0)
+		die("/proc/thread-self/fail-nth");
+	printf("fail-nth %u ADD %s %s\n", p->o.fail_nth,
+	       err ? strerrorname_np(err) : "OK", left ? "not-injected" : "injected");
+	fflush(stdout);
+	return err;
+}
+
 static void *control(void *arg)
 {
 	struct peer *p = arg;
@@ -531,7 +564,10 @@ static void *control(void *arg)
 	int err;
 
 	for (i = 0; i < p->o.num_devs; i++) {
-		err = lb_ioctl(p, VIRTIO_MSG_LB_IOC_ADD, p->o.devs[i]);
+		if (i == 0 && p->o.fail_nth)
+			err = add_fail_nth(p, p->o.devs[i]);
+		else
+			err = lb_ioctl(p, VIRTIO_MSG_LB_IOC_ADD, p->o.devs[i]);
 		if (err) {
 			fprintf(stderr, "vmsg-peer: ADD %u: %s\n", p->o.devs[i], strerror(err));
 			if (!p->add_err)

@@ -25,12 +25,15 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/virtio_msg.h>
 #include <linux/virtio_msg_loopback.h>
+
+#include "failnth.h"
 
 #define LB_NODE		"/dev/virtio-msg-lb"
 #define TIMEOUT_PARAM	"/sys/module/virtio_msg_transport/parameters/timeout_ms"
@@ -665,11 +668,45 @@ static void test_revoke(struct bus *b)
 static int print_usage(void)
 {
 	fprintf(stderr,
-		"usage: vmsg-test all | info | ioctl-add N | ioctl-remove N\n"
+		"usage: vmsg-test all | info | ioctl-add N | ioctl-remove N |\n"
+		"                 failnth N load MODULE.ko [PARAMS]\n"
 		"  all: hostile-backend checks (needs an idle loopback bus)\n"
 		"  info: print the bus's VIRTIO_MSG_LB_IOC_INFO\n"
-		"  ioctl-add/remove N: print the errno name of one ioctl\n");
+		"  ioctl-add/remove N: print the errno name of one ioctl\n"
+		"  failnth N load: finit_module() with its Nth allocation failed\n"
+		"    (debug kernel); prints \"OK|ERRNO injected|not-injected\"\n");
 	return 2;
+}
+
+/*
+ * Loads a module with /proc/thread-self/fail-nth armed for exactly the
+ * finit_module() call.  "not-injected": the load made fewer than N
+ * fallible calls.  Exit status 0 whatever the load did; 2 if the
+ * injection could not be set up.
+ */
+static int failnth_load(unsigned int nth, const char *path, const char *params)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fnth = failnth_open();
+	long left;
+	int err;
+
+	if (fd < 0 || fnth < 0) {
+		perror(fd < 0 ? path : "/proc/thread-self/fail-nth");
+		return 2;
+	}
+	if (failnth_set(fnth, nth)) {
+		perror("fail-nth");
+		return 2;
+	}
+	err = syscall(SYS_finit_module, fd, params, 0) ? errno : 0;
+	left = failnth_get(fnth);
+	failnth_set(fnth, 0);
+	printf("%s %s\n", err ? strerrorname_np(err) : "OK",
+	       left == 0 ? "injected" : "not-injected");
+	close(fnth);
+	close(fd);
+	return left < 0 ? 2 : 0;
 }
 
 int main(int argc, char **argv)
@@ -692,6 +729,12 @@ int main(int argc, char **argv)
 		else
 			printf("OK\n");
 		return 0;
+	}
+	if (!strcmp(argv[1], "failnth")) {
+		if (argc < 5 || argc > 6 || strcmp(argv[3], "load"))
+			return print_usage();
+		return failnth_load(strtoul(argv[2], NULL, 0), argv[4],
+				    argc == 6 ? argv[5] : "");
 	}
 	if (!strcmp(argv[1], "info")) {
 		/* Not the message node: closing it as last opener is "backend gone". */
