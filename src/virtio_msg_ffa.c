@@ -1045,6 +1045,8 @@ static void vmsg_ffa_teardown(struct vmsg_ffa *vf)
 		nops->fwk_notify_relinquish(vf->fdev, fwk_notify_id);
 	if (vf->pool && freed)
 		virtio_msg_pool_destroy(vf->pool);
+	else if (vf->pool)
+		virtio_msg_pool_abandon(vf->pool);
 	bitmap_free(vf->hp_want);
 	bitmap_free(vf->hp_dirty);
 	bitmap_free(vf->hp_gone);

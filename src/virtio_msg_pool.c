@@ -708,15 +708,7 @@ size_t virtio_msg_pool_in_use(const struct virtio_msg_pool *pool)
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_in_use, "VIRTIO_MSG");
 
-/**
- * virtio_msg_pool_destroy - free a pool no bus uses any more
- * @pool: the pool
- *
- * A pool that still has allocations is not freed: gen_pool_destroy() would
- * BUG(), and whoever holds them may still touch the memory.  It is leaked,
- * loudly, instead.
- */
-void virtio_msg_pool_destroy(struct virtio_msg_pool *pool)
+static void __vmsg_pool_destroy(struct virtio_msg_pool *pool, bool keep_memory)
 {
 	size_t in_use = virtio_msg_pool_in_use(pool);
 	unsigned int i;
@@ -738,13 +730,40 @@ void virtio_msg_pool_destroy(struct virtio_msg_pool *pool)
 		if (pool->vaddr)
 			vunmap(pool->vaddr);
 		/* Pages still mapped by a process stay until it unmaps them. */
-		for (i = 0; i < pool->nr_pages && pool->pages[i]; i++)
+		for (i = 0; !keep_memory && i < pool->nr_pages && pool->pages[i]; i++)
 			__free_page(pool->pages[i]);
 		kvfree(pool->pages);
 	}
 	kfree(pool);
 }
+
+/**
+ * virtio_msg_pool_destroy - free a pool no bus uses any more
+ * @pool: the pool
+ *
+ * A pool that still has allocations is not freed: gen_pool_destroy() would
+ * BUG(), and whoever holds them may still touch the memory.  It is leaked,
+ * loudly, instead.
+ */
+void virtio_msg_pool_destroy(struct virtio_msg_pool *pool)
+{
+	__vmsg_pool_destroy(pool, false);
+}
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_destroy, "VIRTIO_MSG");
+
+/**
+ * virtio_msg_pool_abandon - free a pool whose memory the device side keeps
+ * @pool: the pool
+ *
+ * For a peer that would not give the memory back (an FF-A partition that
+ * refused MEM_RECLAIM): it may go on writing those pages, so they are never
+ * freed, but the pool's bookkeeping is, and the kernel's own mapping.
+ */
+void virtio_msg_pool_abandon(struct virtio_msg_pool *pool)
+{
+	__vmsg_pool_destroy(pool, true);
+}
+EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_abandon, "VIRTIO_MSG");
 
 void virtio_msg_pool_get_stats(struct virtio_msg_pool *pool,
 			       struct virtio_msg_pool_stats *stats)

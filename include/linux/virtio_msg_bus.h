@@ -157,6 +157,7 @@ struct virtio_msg_pool *virtio_msg_pool_create_at(struct device *dev,
 int virtio_msg_pool_sg_table(const struct virtio_msg_pool *pool,
 			     struct sg_table *sgt);
 void virtio_msg_pool_destroy(struct virtio_msg_pool *pool);
+void virtio_msg_pool_abandon(struct virtio_msg_pool *pool);
 size_t virtio_msg_pool_size(const struct virtio_msg_pool *pool);
 size_t virtio_msg_pool_in_use(const struct virtio_msg_pool *pool);
 dma_addr_t virtio_msg_pool_bus_base(const struct virtio_msg_pool *pool);
