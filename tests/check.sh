@@ -54,6 +54,8 @@
 #       failnth  tests/guest/failnth-suite.sh: the Nth allocation of the
 #                module loads and of ADD failed, N = 1, 2, ... (its
 #                "figure" lines, the failure points, are echoed)
+#       failnth-ffa  the same for the FF-A driver's load, which probes a
+#                fake partition: version, pool, area share, bus
 #       ffa      tests/guest/ffa-suite.sh with the fake partitions
 #     each ending in a kmemleak scan (kmemleak-ours: none of our objects
 #     leaked) and kmsg-clean.  Checks debug/<kind>/NAME and
@@ -90,7 +92,8 @@
 #   FFA_KERNELS   kernels of the FF-A stage (default 6.17.13 7.0.13 7.3.4;
 #                 with KERNELS=all every FF-A kernel)
 #   DEBUG_KERNEL  version of the debug kernel (default 7.3.4)
-#   DEBUG_KINDS   boots of the debug stage (default "runtime dt failnth ffa")
+#   DEBUG_KINDS   boots of the debug stage (default "runtime dt failnth
+#                 failnth-ffa ffa")
 #   DEBUG_BOOT_TIMEOUT  per debug-kernel boot (default 600 s; the debug
 #                 kernel runs 2-4x slower than Debian's)
 #   CHECK_LOGDIR  log directory (default tests/logs/check-<date>)
@@ -659,7 +662,7 @@ fi
 # lockdep, KFENCE, DMA-API, ODEBUG or kmemleak report fails it).
 DEBUG_KERNEL="${DEBUG_KERNEL:-7.3.4}"
 DEBUG_BOOT_TIMEOUT="${DEBUG_BOOT_TIMEOUT:-600}"
-DEBUG_KINDS="${DEBUG_KINDS:-runtime dt failnth ffa}"
+DEBUG_KINDS="${DEBUG_KINDS:-runtime dt failnth failnth-ffa ffa}"
 
 # Modules (with the fake FF-A partitions) and guest programs for the debug
 # kernel, in $WORK/debug; FAIL lines for what does not build.
@@ -724,6 +727,8 @@ debug_boot() {
 		# The restricted-dma-pool path is expected where the kernel has it.
 		grep -qx 'CONFIG_DMA_RESTRICTED_POOL=y' "$VMSG_KCONFIG" && args+=(ENV=SUITE_POOL_OPS=kernel) ;;
 	failnth) args+=(OVERLAY=none ENV=DK_SUITE=failnth-suite.sh) ;;
+	# Its own boot: the FF-A probe has ~120 failure points, ~2.5 min.
+	failnth-ffa) args+=(OVERLAY=none ENV=DK_SUITE=failnth-suite.sh ENV=FAILNTH_CLASSES=load-ffa) ;;
 	ffa) args+=(OVERLAY=none ENV=DK_SUITE=ffa-suite.sh) ;;
 	*) record "$res" FAIL "$name" "unknown kind $kind (DEBUG_KINDS)"; return ;;
 	esac
