@@ -167,6 +167,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { printf '[check %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# Whole seconds of CHECK_BUDGET left.
+budget_left() {
+	awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }'
+}
 
 # A kernel of the matrix is named by its version (arm64) or by
 # <version>-amd64.  These split such a name.
@@ -563,7 +567,7 @@ boot_kernel() {
 			record "$res" FAIL "$name" "not booted: $arch programs missing (build-tools-$arch / build-vmsg-test-$arch)"
 			continue
 		fi
-		left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+		left="$(budget_left)"
 		if ((left < 60)); then
 			record "$res" FAIL "$name" "not run: CHECK_BUDGET=${CHECK_BUDGET}s used up"
 			continue
@@ -732,7 +736,7 @@ debug_boot() {
 	ffa) args+=(OVERLAY=none ENV=DK_SUITE=ffa-suite.sh) ;;
 	*) record "$res" FAIL "$name" "unknown kind $kind (DEBUG_KINDS)"; return ;;
 	esac
-	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	left="$(budget_left)"
 	if ((left < 120)); then
 		record "$res" FAIL "$name" "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left"
 		return
@@ -754,7 +758,7 @@ if [[ " $STAGES " == *" debug "* ]]; then
 	t="$(vmsg_now)"
 	mkdir -p "$LOGDIR/debug"
 	: >"$WORK/res-debug"
-	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	left="$(budget_left)"
 	dkdir="$(vmsg_debugkernel_dir "$DEBUG_KERNEL" 2>/dev/null || true)"
 	# Warm ~11 min (measured under load), cold the kernel build adds ~20.
 	need=900
@@ -792,7 +796,7 @@ if [[ " $STAGES " == *" pkg "* ]]; then
 	plog="$LOGDIR/pkg"
 	mkdir -p "$plog"
 	: >"$WORK/res-pkg"
-	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	left="$(budget_left)"
 	# Cold, the image build alone takes ~15 min and the VM ~25 min.
 	if ((left < 1800)); then
 		record "$WORK/res-pkg" FAIL pkg-stage "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left, it needs ~1800s"
@@ -829,7 +833,7 @@ if [[ " $STAGES " == *" vhost-user "* ]]; then
 	vlog="$LOGDIR/vhost-user"
 	mkdir -p "$vlog"
 	: >"$WORK/res-vhu"
-	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	left="$(budget_left)"
 	if ((left < 600)); then
 		record "$WORK/res-vhu" FAIL vhost-user-stage "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left, it needs ~600s"
 	else
@@ -862,7 +866,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
 	blog="$LOGDIR/bench"
 	mkdir -p "$blog"
 	: >"$WORK/res-bench"
-	left="$(awk -v a="$T_START" -v b="$(vmsg_now)" -v c="$CHECK_BUDGET" 'BEGIN { printf "%d", c - (b - a) }')"
+	left="$(budget_left)"
 	# Warm (the pkg stage built the image): ~1 min of builds, ~2 min of VM.
 	if ((left < 420)); then
 		record "$WORK/res-bench" FAIL bench-smoke "not run: ${left}s of CHECK_BUDGET=${CHECK_BUDGET}s left, it needs ~420s"
