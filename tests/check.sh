@@ -60,8 +60,8 @@
 #     each ending in a kmemleak scan (kmemleak-ours: none of our objects
 #     leaked) and kmsg-clean.  Checks debug/<kind>/NAME and
 #     debug/boot-<kind>-dmesg-clean (any KASAN, UBSAN, KFENCE, lockdep,
-#     DMA-API, ODEBUG or kmemleak report fails it).  Warm ~11 min (2
-#     cores, other VMs running); cold the kernel build adds ~20 min.
+#     DMA-API, ODEBUG or kmemleak report fails it).  Warm ~11.5 min;
+#     cold the kernel's download and build add ~6 min (2 idle cores).
 #  5. pkg: tests/pkg/run, the Debian packages end to end (build, lintian,
 #     apt install + DKMS + modprobe + removal in a trixie arm64 VM), checks
 #     pkg/NAME.  Warm ~20 min; cold (no image, no build chroot) ~33 min.
