@@ -126,7 +126,8 @@ static void vmsg_poison_chain(struct virtio_msg_device *vmdev,
 /*
  * Returns every buffer the dead device holds to the driver, and makes the
  * driver kick for each new one so that it gets here too.  Returns whether
- * anything was completed.
+ * the driver was still adding buffers after the last round: some of those
+ * may have been added without a kick, so the caller must come back.
  */
 static bool vmsg_fail_vq(struct virtio_msg_device *vmdev, struct virtqueue *vq)
 {
@@ -134,7 +135,7 @@ static bool vmsg_fail_vq(struct virtio_msg_device *vmdev, struct virtqueue *vq)
 	const struct vring *vr = virtqueue_get_vring(vq);
 	struct virtio_device *vdev = &vmdev->vdev;
 	unsigned int head, round;
-	bool done = false;
+	bool again = false;
 	unsigned long flags;
 	u16 used;
 
@@ -154,7 +155,6 @@ static bool vmsg_fail_vq(struct virtio_msg_device *vmdev, struct virtqueue *vq)
 			elem = &vr->used->ring[used++ % vr->num];
 			elem->id = cpu_to_virtio32(vdev, head);
 			elem->len = cpu_to_virtio32(vdev, 0);
-			done = true;
 		}
 		/* The driver reads the entries once it sees the index. */
 		virt_wmb();
@@ -170,13 +170,14 @@ static bool vmsg_fail_vq(struct virtio_msg_device *vmdev, struct virtqueue *vq)
 		if (virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx)) == t->avail_seen)
 			break;
 	}
+	again = round == 4;
 	if (t->lost)
 		dev_warn_ratelimited(&vdev->dev,
 				     "queue %u: ring state lost, some requests may not complete\n",
 				     vq->index);
 out:
 	spin_unlock_irqrestore(&t->lock, flags);
-	return done;
+	return again;
 }
 
 void vmsg_fail_work(struct work_struct *work)
@@ -184,14 +185,23 @@ void vmsg_fail_work(struct work_struct *work)
 	struct virtio_msg_device *vmdev =
 		container_of(work, struct virtio_msg_device, fail_work);
 	struct virtio_msg_bus *bus = vmdev->bus;
+	bool again = false;
 	unsigned int i;
 
 	for (i = 0; vmdev->vqs && i < vmdev->max_vqs; i++) {
 		spin_lock_bh(&bus->lookup_lock);
-		if (vmdev->vqs[i] && vmsg_fail_vq(vmdev, vmdev->vqs[i]))
+		/*
+		 * Also when nothing was left to fail: the device may have
+		 * completed buffers and died before it signalled them.
+		 */
+		if (vmdev->vqs[i]) {
+			again |= vmsg_fail_vq(vmdev, vmdev->vqs[i]);
 			vring_interrupt(0, vmdev->vqs[i]);
+		}
 		spin_unlock_bh(&bus->lookup_lock);
 	}
+	if (again)
+		schedule_work(&vmdev->fail_work);
 }
 
 /* Starts following queue @index of @num entries (split rings only). */
