@@ -549,17 +549,19 @@ boot_kinds() {
 }
 
 boot_kernel() {
-	local v="$1" res="$2" kind overlay pool blog rc name left timeout kinds arch progs suite smp
+	local v="$1" res="$2" kind overlay pool blog rc name left timeout kinds arch progs suite smp append
 	kinds="$(boot_kinds "$v")"
 	arch="$(tag_arch "$v")"
 	progs="$(progs_dir "$arch")"
 	for kind in $kinds; do
 		name="boot-$v-$kind-dmesg-clean"
-		suite="$SUITE" smp=2
+		suite="$SUITE" smp=2 append=""
 		case "$kind" in
 		dt) overlay=vmsglb pool=dt ;;
 		dt-name) overlay="$TESTS_DIR/dts/vmsglb-rfc.dtso" pool=dt ;;
-		hostile) overlay=none pool=runtime suite="$TESTS_DIR/guest/hostile-suite.sh" smp=4 ;;
+		# Slab poisoning: a use-after-free in a race then oopses here
+		# too, not only on the debug kernel.
+		hostile) overlay=none pool=runtime suite="$TESTS_DIR/guest/hostile-suite.sh" smp=4 append="slab_debug=FZPU" ;;
 		*) overlay=none pool=runtime ;;
 		esac
 		if grep -q "^SKIP build-$v:" "$RESULTS"; then
@@ -587,7 +589,7 @@ boot_kernel() {
 		say "boot $v/$kind (OVERLAY=$overlay SUITE_POOL=$pool, timeout ${timeout}s)"
 		rc=0
 		"$TESTS_DIR/vm-run" KERNEL="$(tag_ver "$v")" ARCH="$arch" OVERLAY="$overlay" BUILD=0 \
-			MODDIR="$WORK/ko/$v" PROGS="$progs" LOGDIR="$blog" TIMEOUT="$timeout" SMP="$smp" \
+			MODDIR="$WORK/ko/$v" PROGS="$progs" LOGDIR="$blog" TIMEOUT="$timeout" SMP="$smp" APPEND="$append" \
 			FILES="$TESTS_DIR/guest" ENV="SUITE_POOL=$pool" ENV="SUITE_KERNEL=$v" "$suite" \
 			>"$blog.out" 2>"$blog.err" </dev/null || rc=$?
 		say "boot $v/$kind: vm-run status $rc ($(grep -o 'boot=[0-9.]*s' "$blog.err" | tail -1))"
