@@ -549,19 +549,21 @@ boot_kinds() {
 }
 
 boot_kernel() {
-	local v="$1" res="$2" kind overlay pool blog rc name left timeout kinds arch progs suite smp append
+	local v="$1" res="$2" kind overlay pool blog rc name left timeout kinds arch progs suite smp append extra_mods
 	kinds="$(boot_kinds "$v")"
 	arch="$(tag_arch "$v")"
 	progs="$(progs_dir "$arch")"
 	for kind in $kinds; do
 		name="boot-$v-$kind-dmesg-clean"
-		suite="$SUITE" smp=2 append=""
+		suite="$SUITE" smp=2 append="" extra_mods=""
 		case "$kind" in
 		dt) overlay=vmsglb pool=dt ;;
 		dt-name) overlay="$TESTS_DIR/dts/vmsglb-rfc.dtso" pool=dt ;;
 		# Slab poisoning: a use-after-free in a race then oopses here
 		# too, not only on the debug kernel.
-		hostile) overlay=none pool=runtime suite="$TESTS_DIR/guest/hostile-suite.sh" smp=4 append="slab_debug=FZPU" ;;
+		# virtio_net: the ring resize of tests/guest/hostile/removal.sh.
+		hostile) overlay=none pool=runtime suite="$TESTS_DIR/guest/hostile-suite.sh" smp=4
+			append="slab_debug=FZPU" extra_mods=virtio_net ;;
 		*) overlay=none pool=runtime ;;
 		esac
 		if grep -q "^SKIP build-$v:" "$RESULTS"; then
@@ -588,7 +590,8 @@ boot_kernel() {
 		mkdir -p "$blog"
 		say "boot $v/$kind (OVERLAY=$overlay SUITE_POOL=$pool, timeout ${timeout}s)"
 		rc=0
-		"$TESTS_DIR/vm-run" KERNEL="$(tag_ver "$v")" ARCH="$arch" OVERLAY="$overlay" BUILD=0 \
+		VMSG_INITRAMFS_EXTRA_MODULES="$extra_mods" \
+			"$TESTS_DIR/vm-run" KERNEL="$(tag_ver "$v")" ARCH="$arch" OVERLAY="$overlay" BUILD=0 \
 			MODDIR="$WORK/ko/$v" PROGS="$progs" LOGDIR="$blog" TIMEOUT="$timeout" SMP="$smp" APPEND="$append" \
 			FILES="$TESTS_DIR/guest" ENV="SUITE_POOL=$pool" ENV="SUITE_KERNEL=$v" "$suite" \
 			>"$blog.out" 2>"$blog.err" </dev/null || rc=$?
@@ -729,7 +732,7 @@ debug_boot() {
 	local res="$1" kind="$2" name="debug/boot-$2-dmesg-clean" blog="$LOGDIR/debug/boot-$2" left timeout rc=0
 	# slab_debug=U: no per-CPU sheaves, whose stale object pointers hide
 	# leaks from kmemleak (tests/debugkernel/README.md).
-	local append="slab_debug=U"
+	local append="slab_debug=U" extra_mods=""
 	local -a args=(KERNEL="$DEBUG_KERNEL-debug" BUILD=0 MODDIR="$WORK/debug/ko" PROGS="$WORK/debug/progs"
 		FILES="$TESTS_DIR/guest" LOGDIR="$blog" ENV="SUITE_KERNEL=$DEBUG_KERNEL-debug")
 	case "$kind" in
@@ -746,7 +749,9 @@ debug_boot() {
 	failnth-ffa) args+=(OVERLAY=none ENV=DK_SUITE=failnth-suite.sh ENV=FAILNTH_CLASSES=load-ffa) ;;
 	ffa) args+=(OVERLAY=none ENV=DK_SUITE=ffa-suite.sh) ;;
 	# The racing scenarios under KASAN and lockdep, on four CPUs.
-	hostile) args+=(OVERLAY=none SMP=4 ENV=DK_SUITE=hostile-suite.sh ENV=HOSTILE_SECONDS="${DEBUG_HOSTILE_SECONDS:-20}") ;;
+	hostile)
+		args+=(OVERLAY=none SMP=4 ENV=DK_SUITE=hostile-suite.sh ENV=HOSTILE_SECONDS="${DEBUG_HOSTILE_SECONDS:-20}")
+		extra_mods=virtio_net ;;
 	*) record "$res" FAIL "$name" "unknown kind $kind (DEBUG_KINDS)"; return ;;
 	esac
 	left="$(budget_left)"
@@ -758,7 +763,8 @@ debug_boot() {
 	((left >= timeout)) || timeout="$left"
 	mkdir -p "$blog"
 	say "debug $kind (timeout ${timeout}s)"
-	"$TESTS_DIR/vm-run" "${args[@]}" APPEND="$append" TIMEOUT="$timeout" "$TESTS_DIR/debugkernel/guest-kmemleak.sh" \
+	VMSG_INITRAMFS_EXTRA_MODULES="$extra_mods" \
+		"$TESTS_DIR/vm-run" "${args[@]}" APPEND="$append" TIMEOUT="$timeout" "$TESTS_DIR/debugkernel/guest-kmemleak.sh" \
 		>"$blog.out" 2>"$blog.err" </dev/null || rc=$?
 	say "debug $kind: vm-run status $rc ($(grep -o 'boot=[0-9.]*s' "$blog.err" | tail -1))"
 	grep '^figure ' "$blog.out" | sed 's/^/  /' || true

@@ -48,7 +48,9 @@ env_args=(ENV="SUITE_KERNEL=$KERNEL" ENV="SUITE_SMP=$SMP")
 [[ -n "$GROUPS_" ]] && env_args+=(ENV="HOSTILE_GROUPS=$GROUPS_")
 [[ -n "${SECONDS_EACH:-}" ]] && env_args+=(ENV="HOSTILE_SECONDS=$SECONDS_EACH")
 rc=0
-"$REPO/tests/vm-run" KERNEL="$KERNEL" SMP="$SMP" BUILD=0 MODDIR="$WORK/ko" PROGS="$WORK/progs" \
+# virtio_net: the ring resize scenario (tests/guest/hostile/removal.sh).
+VMSG_INITRAMFS_EXTRA_MODULES="${VMSG_INITRAMFS_EXTRA_MODULES:-virtio_net}" \
+	"$REPO/tests/vm-run" KERNEL="$KERNEL" SMP="$SMP" BUILD=0 MODDIR="$WORK/ko" PROGS="$WORK/progs" \
 	FILES="$REPO/tests/guest" LOGDIR="$LOGDIR" TIMEOUT="${TIMEOUT:-900}" APPEND="${APPEND:-}" \
 	"${env_args[@]}" "$REPO/tests/guest/hostile-suite.sh" >"$out" 2>&1 || rc=$?
 grep -E '^(ok|FAIL|skip|hostile:) ' "$out"
