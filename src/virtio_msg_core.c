@@ -158,6 +158,7 @@ static void vmsg_device_unpublish(struct virtio_msg_device *vmdev)
  */
 int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 {
+	struct virtio_msg_vq_track *track;
 	struct virtio_msg_device *vmdev;
 	u64 features[VMSG_FEATURE_WORDS];
 	unsigned int i;
@@ -194,13 +195,18 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 	}
 
 	vmdev->vqs = kcalloc(vmdev->max_vqs, sizeof(*vmdev->vqs), GFP_KERNEL);
-	vmdev->track = kcalloc(vmdev->max_vqs, sizeof(*vmdev->track), GFP_KERNEL);
-	if (vmdev->max_vqs && (!vmdev->vqs || !vmdev->track)) {
+	track = kcalloc(vmdev->max_vqs, sizeof(*track), GFP_KERNEL);
+	if (vmdev->max_vqs && (!vmdev->vqs || !track)) {
+		kfree(track);
 		ret = -ENOMEM;
 		goto err_unpublish;
 	}
-	for (i = 0; i < vmdev->max_vqs; i++)
-		spin_lock_init(&vmdev->track[i].lock);
+	for (i = 0; i < vmdev->max_vqs; i++) {
+		spin_lock_init(&track[i].lock);
+		spin_lock_init(&track[i].irq_lock);
+	}
+	/* A call through an eventfd may look for the queues already. */
+	smp_store_release(&vmdev->track, track);
 
 	vmdev->vdev.id.device = vmdev->device_id;
 	vmdev->vdev.id.vendor = vmdev->vendor_id;
