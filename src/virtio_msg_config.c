@@ -513,9 +513,9 @@ static void vmsg_del_vqs(struct virtio_device *vdev)
 	struct virtqueue *vq, *n;
 
 	list_for_each_entry_safe(vq, n, &vdev->vqs, list) {
-		/* No EVENT_USED reaches the queue after this. */
+		/* No used-buffer run reaches the queue after this. */
 		vmsg_publish_vq(vmdev, vq->index, NULL);
-		vmsg_vring_fd_sync(vmdev, vq->index);
+		vmsg_vq_sync(vmdev, vq->index);
 
 		scoped_guard(mutex, &vmdev->xfer_lock) {
 			/* A reset device has no queues left to tear down. */
@@ -571,10 +571,10 @@ static void vmsg_synchronize_cbs(struct virtio_device *vdev)
 	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
 	struct virtio_msg_bus *bus = vmdev->bus;
 
-	/* Callbacks run under lookup_lock, or from a call's irq_work. */
+	/* EVENT_CONFIG runs under lookup_lock, queue callbacks under irq_lock. */
 	spin_lock_bh(&bus->lookup_lock);
 	spin_unlock_bh(&bus->lookup_lock);
-	vmsg_vring_fd_sync_all(vmdev);
+	vmsg_vq_sync_all(vmdev);
 }
 
 static const char *vmsg_bus_name(struct virtio_device *vdev)

@@ -143,6 +143,12 @@ static void vmsg_device_unpublish(struct virtio_msg_device *vmdev)
 	spin_lock_bh(&bus->lookup_lock);
 	vmdev->registered = false;
 	spin_unlock_bh(&bus->lookup_lock);
+	/*
+	 * Only now: a lost peer or an unplug finds the device through the
+	 * bus and may have queued the work until the erase.  The driver,
+	 * the only other source, is gone or was never bound.
+	 */
+	cancel_work_sync(&vmdev->fail_work);
 }
 
 /**
@@ -158,6 +164,7 @@ static void vmsg_device_unpublish(struct virtio_msg_device *vmdev)
  */
 int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 {
+	struct virtio_msg_vq_track *track;
 	struct virtio_msg_device *vmdev;
 	u64 features[VMSG_FEATURE_WORDS];
 	unsigned int i;
@@ -194,20 +201,24 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 	}
 
 	vmdev->vqs = kcalloc(vmdev->max_vqs, sizeof(*vmdev->vqs), GFP_KERNEL);
-	vmdev->track = kcalloc(vmdev->max_vqs, sizeof(*vmdev->track), GFP_KERNEL);
-	if (vmdev->max_vqs && (!vmdev->vqs || !vmdev->track)) {
+	track = kcalloc(vmdev->max_vqs, sizeof(*track), GFP_KERNEL);
+	if (vmdev->max_vqs && (!vmdev->vqs || !track)) {
+		kfree(track);
 		ret = -ENOMEM;
 		goto err_unpublish;
 	}
-	for (i = 0; i < vmdev->max_vqs; i++)
-		spin_lock_init(&vmdev->track[i].lock);
+	for (i = 0; i < vmdev->max_vqs; i++) {
+		spin_lock_init(&track[i].lock);
+		spin_lock_init(&track[i].irq_lock);
+	}
+	/* A call through an eventfd may look for the queues already. */
+	smp_store_release(&vmdev->track, track);
 
 	vmdev->vdev.id.device = vmdev->device_id;
 	vmdev->vdev.id.vendor = vmdev->vendor_id;
 	ret = register_virtio_device(&vmdev->vdev);
 	if (ret) {
 		dev_err(bus->parent, "cannot register device %u: %d\n", dev_num, ret);
-		cancel_work_sync(&vmdev->fail_work);
 		vmsg_device_unpublish(vmdev);
 		put_device(&vmdev->vdev.dev);
 		return ret;
@@ -221,7 +232,6 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 	return 0;
 
 err_unpublish:
-	cancel_work_sync(&vmdev->fail_work);
 	vmsg_device_unpublish(vmdev);
 err_free:
 	vmsg_device_release(&vmdev->vdev.dev);
@@ -234,8 +244,6 @@ static void vmsg_device_remove(struct virtio_msg_device *vmdev)
 	/* The device must stay reachable while its driver shuts it down. */
 	get_device(&vmdev->vdev.dev);
 	unregister_virtio_device(&vmdev->vdev);
-	/* The queues are gone: nothing schedules the work any more. */
-	cancel_work_sync(&vmdev->fail_work);
 	vmsg_device_unpublish(vmdev);
 	put_device(&vmdev->vdev.dev);
 }

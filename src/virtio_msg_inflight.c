@@ -196,7 +196,7 @@ void vmsg_fail_work(struct work_struct *work)
 		 */
 		if (vmdev->vqs[i]) {
 			again |= vmsg_fail_vq(vmdev, vmdev->vqs[i]);
-			vring_interrupt(0, vmdev->vqs[i]);
+			vmsg_vq_interrupt(vmdev, i);
 		}
 		spin_unlock_bh(&bus->lookup_lock);
 	}

@@ -88,6 +88,15 @@ struct virtio_msg_vq_track {
 	u16 avail_seen;
 	u16 used_seen;
 	bool lost;		/* rings moved more than a lap between scans */
+
+	/*
+	 * Serialises the queue's used-buffer path, vmsg_vq_interrupt():
+	 * EVENT_USED, a call eventfd's irq_work and the fail work arrive on
+	 * any CPU, and vring_interrupt() must not run twice at once for one
+	 * queue.  Not @lock: a driver callback run under it may kick, and a
+	 * kick takes @lock.
+	 */
+	spinlock_t irq_lock;
 };
 
 struct virtio_msg_pending {
@@ -178,6 +187,9 @@ ssize_t vmsg_xfer(struct virtio_msg_device *vmdev, u8 msg_id, size_t len,
 int vmsg_send_event(struct virtio_msg_device *vmdev, u8 msg_id,
 		    const void *payload, size_t len);
 void vmsg_fail_pending(struct virtio_msg_device *vmdev, int err);
+void vmsg_vq_interrupt(struct virtio_msg_device *vmdev, unsigned int index);
+void vmsg_vq_sync(struct virtio_msg_device *vmdev, unsigned int index);
+void vmsg_vq_sync_all(struct virtio_msg_device *vmdev);
 __printf(3, 4)
 void vmsg_tolerate(struct virtio_msg_device *vmdev, enum vmsg_tolerance what,
 		   const char *fmt, ...);
@@ -197,8 +209,6 @@ void vmsg_fail_work(struct work_struct *work);
 
 /* virtio_msg_vring_fd.c: kick and call eventfds */
 bool vmsg_vring_fd_kick(struct virtio_msg_device *vmdev, unsigned int index);
-void vmsg_vring_fd_sync(struct virtio_msg_device *vmdev, unsigned int index);
-void vmsg_vring_fd_sync_all(struct virtio_msg_device *vmdev);
 void vmsg_vring_fds_release(struct virtio_msg_device *vmdev);
 
 /* virtio_msg_debugfs.c */

@@ -16,8 +16,10 @@
  *
  * Lifetime: bindings are made and replaced under bus->vfd_lock, which the
  * core also takes to unpublish a device, so a binder never sees a device
- * being freed; they are all released with the device.  Kicks read the
- * kick context under RCU; del_vqs() waits for a used-buffer run in flight.
+ * being freed; they are all released with the device, after the last
+ * irq_work ran.  Kicks read the kick context under RCU.  A call may come
+ * at any time, for a queue that is gone too: vmsg_vq_interrupt() looks the
+ * queue up under the lock that del_vqs() waits on.
  */
 #include <linux/eventfd.h>
 #include <linux/file.h>
@@ -26,7 +28,6 @@
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/virtio.h>
-#include <linux/virtio_ring.h>
 
 #include "virtio_msg_internal.h"
 #include "virtio_msg_trace.h"
@@ -53,25 +54,18 @@ static struct vmsg_vring_fd *vmsg_vring_fd_get(struct virtio_msg_device *vmdev,
 	return smp_load_acquire(&vfds[index]);
 }
 
-/* The used-buffer path of a call, in hard interrupt context. */
+/* A call, in hard interrupt context like a device interrupt. */
 static void vmsg_vring_fd_used(struct irq_work *work)
 {
 	struct vmsg_vring_fd *vfd = container_of(work, struct vmsg_vring_fd,
 						 used_work);
 	struct virtio_msg_device *vmdev = vfd->vmdev;
-	struct virtqueue *vq;
 
-	if (!vmdev->vqs || vfd->index >= vmdev->max_vqs)
-		return;
-	/* del_vqs() unpublishes the queue, then waits for this to finish. */
-	vq = READ_ONCE(vmdev->vqs[vfd->index]);
-	if (!vq)
-		return;
 	atomic64_inc(&vmdev->stats.used);
 	trace_virtio_msg_event(vmdev->bus->id, vmdev->dev_num,
 			       VIRTIO_MSG_EVENT_USED, vfd->index, true);
-	vmsg_track_update(vmdev, vq);
-	vring_interrupt(0, vq);
+	/* irq_work runs again on another CPU before it is done here. */
+	vmsg_vq_interrupt(vmdev, vfd->index);
 }
 
 static int vmsg_vring_fd_wakeup(wait_queue_entry_t *wait, unsigned int mode,
@@ -245,26 +239,6 @@ bool vmsg_vring_fd_kick(struct virtio_msg_device *vmdev, unsigned int index)
 	}
 	rcu_read_unlock();
 	return sent;
-}
-
-/* Waits for a used-buffer run of queue @index in flight, if any. */
-void vmsg_vring_fd_sync(struct virtio_msg_device *vmdev, unsigned int index)
-{
-	struct vmsg_vring_fd *vfd = vmsg_vring_fd_get(vmdev, index);
-
-	if (vfd)
-		irq_work_sync(&vfd->used_work);
-}
-
-void vmsg_vring_fd_sync_all(struct virtio_msg_device *vmdev)
-{
-	unsigned int i;
-
-	/* Pairs with _slot(), as in _get(). */
-	if (!smp_load_acquire(&vmdev->vfds))
-		return;
-	for (i = 0; i < VMSG_MAX_VQS; i++)
-		vmsg_vring_fd_sync(vmdev, i);
 }
 
 /* Drops every binding of a device that is going; under vfd_lock. */

@@ -283,16 +283,12 @@ static int vmsg_event(struct virtio_msg_device *vmdev,
 		if (plen < sizeof(ev.used))
 			return -EINVAL;
 		index = le32_to_cpu(ev.used.vq_index);
-		if (index >= vmdev->max_vqs || !vmdev->vqs)
+		if (index >= vmdev->max_vqs)
 			return -EINVAL;
 		atomic64_inc(&vmdev->stats.used);
 		trace_virtio_msg_event(bus->id, vmdev->dev_num, hdr->msg_id,
 				       index, false);
-		/* A used event for a queue not (or no longer) set up is moot. */
-		if (vmdev->vqs[index]) {
-			vmsg_track_update(vmdev, vmdev->vqs[index]);
-			vring_interrupt(0, vmdev->vqs[index]);
-		}
+		vmsg_vq_interrupt(vmdev, index);
 		return 0;
 	case VIRTIO_MSG_EVENT_CONFIG:
 		atomic64_inc(&vmdev->stats.config);
@@ -381,4 +377,62 @@ void vmsg_fail_pending(struct virtio_msg_device *vmdev, int err)
 	pending->err = err;
 	vmdev->pending = NULL;
 	complete(&pending->done);
+}
+
+/**
+ * vmsg_vq_interrupt - the used-buffer path of queue @index
+ * @vmdev: the device
+ * @index: the queue; a queue not (or no longer) set up is left alone
+ *
+ * Every report of used buffers comes here: EVENT_USED, a call eventfd's
+ * irq_work (which a backend can have run on several CPUs at once by
+ * signalling from several) and the fail work of a broken device.
+ * vring_interrupt() may not run twice at once for one queue, as an
+ * interrupt handler would not: two callers would detach the same buffer
+ * twice.  So the queue is looked up and run under its irq_lock, which
+ * del_vqs() also takes, after unpublishing the queue, to wait for a run in
+ * flight (as VDUSE does with its irq_lock).  Any context; the caller holds
+ * no track lock.
+ */
+void vmsg_vq_interrupt(struct virtio_msg_device *vmdev, unsigned int index)
+{
+	struct virtio_msg_vq_track *track;
+	struct virtqueue *vq;
+	unsigned long flags;
+
+	/* Pairs with the ADD's release: the queues come before the tracks. */
+	track = smp_load_acquire(&vmdev->track);
+	if (!track || index >= vmdev->max_vqs)
+		return;
+	spin_lock_irqsave(&track[index].irq_lock, flags);
+	vq = READ_ONCE(vmdev->vqs[index]);
+	if (vq) {
+		vmsg_track_update(vmdev, vq);
+		vring_interrupt(0, vq);
+	}
+	spin_unlock_irqrestore(&track[index].irq_lock, flags);
+}
+
+/*
+ * Waits for a used-buffer run of queue @index in flight.  One that starts
+ * later sees whatever the caller wrote before, an unpublished queue too.
+ */
+void vmsg_vq_sync(struct virtio_msg_device *vmdev, unsigned int index)
+{
+	struct virtio_msg_vq_track *track;
+
+	/* As in vmsg_vq_interrupt(). */
+	track = smp_load_acquire(&vmdev->track);
+	if (!track || index >= vmdev->max_vqs)
+		return;
+	spin_lock_irq(&track[index].irq_lock);
+	spin_unlock_irq(&track[index].irq_lock);
+}
+
+void vmsg_vq_sync_all(struct virtio_msg_device *vmdev)
+{
+	unsigned int i;
+
+	for (i = 0; i < vmdev->max_vqs; i++)
+		vmsg_vq_sync(vmdev, i);
 }
