@@ -136,11 +136,19 @@ static int vmsg_finalize_features(struct virtio_device *vdev)
 	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
 	unsigned int blocks = vmsg_feature_blocks(vmdev);
 	const u64 *features = vmsg_vdev_features(vdev);
+	bool ring_reset = __virtio_test_bit(vdev, VIRTIO_F_RING_RESET);
 	struct virtio_msg_features *req;
 	unsigned int i;
 	ssize_t ret;
 
 	vring_transport_features(vdev);
+	/*
+	 * The ring code drops what it does not implement, queue reset among
+	 * it; the transport does (RESET_VQUEUE), for a device that offers it,
+	 * as virtio-pci does.
+	 */
+	if (ring_reset)
+		__virtio_set_bit(vdev, VIRTIO_F_RING_RESET);
 
 	/* Config space and messages are little-endian: legacy is not an option. */
 	if (!__virtio_test_bit(vdev, VIRTIO_F_VERSION_1)) {
@@ -215,6 +223,36 @@ static s64 vmsg_get_config_chunk(struct virtio_msg_device *vmdev,
 			      le32_to_cpu(resp->length));
 	memcpy(buf, resp->data, len);
 	return le32_to_cpu(resp->generation);
+}
+
+/*
+ * GET_VQUEUE: the size of the ring vmsg_setup_vq() creates for queue @index
+ * at most, 0 if the device has no such queue.  Caller holds xfer_lock.
+ */
+static int vmsg_vq_max_size(struct virtio_msg_device *vmdev,
+			    unsigned int index, u32 *size)
+{
+	struct virtio_msg_vqueue_index *req;
+	struct virtio_msg_vqueue *resp;
+	ssize_t ret;
+
+	req = vmsg_req_payload(vmdev, sizeof(*req));
+	req->index = cpu_to_le32(index);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_VQUEUE, sizeof(*req),
+			sizeof(*resp));
+	if (ret < 0)
+		return ret;
+
+	resp = virtio_msg_payload(vmdev->resp);
+	if (le32_to_cpu(resp->index) != index)
+		vmsg_tolerate(vmdev, VMSG_TOL_VQUEUE_INDEX,
+			      "GET_VQUEUE answer for queue %u names queue %u: using it",
+			      index, le32_to_cpu(resp->index));
+	*size = le32_to_cpu(resp->max_size);
+	/* Split rings need a power of two; never trust the device's size. */
+	if (*size)
+		*size = rounddown_pow_of_two(min_t(u32, *size, VMSG_VQ_MAX_SIZE));
+	return 0;
 }
 
 static void vmsg_get(struct virtio_device *vdev, unsigned int offset,
@@ -453,33 +491,19 @@ static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
 				       vq_callback_t *callback,
 				       const char *name, bool ctx)
 {
-	struct virtio_msg_vqueue_index *req;
-	struct virtio_msg_vqueue *resp;
 	struct virtqueue *vq;
 	u32 max_size;
-	ssize_t ret;
+	int ret;
 
 	if (index >= vmdev->max_vqs)
 		return ERR_PTR(-ENOENT);
 
 	guard(mutex)(&vmdev->xfer_lock);
-	req = vmsg_req_payload(vmdev, sizeof(*req));
-	req->index = cpu_to_le32(index);
-	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_VQUEUE, sizeof(*req),
-			sizeof(*resp));
-	if (ret < 0)
+	ret = vmsg_vq_max_size(vmdev, index, &max_size);
+	if (ret)
 		return ERR_PTR(ret);
-
-	resp = virtio_msg_payload(vmdev->resp);
-	if (le32_to_cpu(resp->index) != index)
-		vmsg_tolerate(vmdev, VMSG_TOL_VQUEUE_INDEX,
-			      "GET_VQUEUE answer for queue %u names queue %u: using it",
-			      index, le32_to_cpu(resp->index));
-	max_size = le32_to_cpu(resp->max_size);
 	if (!max_size)
 		return ERR_PTR(-ENOENT);
-	/* Split rings need a power of two; never trust the device's size. */
-	max_size = rounddown_pow_of_two(min_t(u32, max_size, VMSG_VQ_MAX_SIZE));
 
 	vq = vring_create_virtqueue(index, max_size, SMP_CACHE_BYTES,
 				    &vmdev->vdev, true, true, ctx, vmsg_notify,
@@ -489,21 +513,27 @@ static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
 			index, max_size);
 		return ERR_PTR(-ENOMEM);
 	}
+	/* What virtqueue_resize() may grow the ring to (ethtool -G). */
+	vq->num_max = max_size;
 
-	if (!__virtio_test_bit(&vmdev->vdev, VIRTIO_F_RING_PACKED) &&
-	    vmsg_track_alloc(vmdev, index, virtqueue_get_vring_size(vq))) {
-		vring_del_virtqueue(vq);
-		return ERR_PTR(-ENOMEM);
+	if (!__virtio_test_bit(&vmdev->vdev, VIRTIO_F_RING_PACKED)) {
+		ret = vmsg_track_alloc(vmdev, index,
+				       virtqueue_get_vring_size(vq));
+		if (ret)
+			goto err_del;
 	}
 
 	ret = vmsg_send_vqueue(vmdev, vq);
 	if (ret) {
 		vmsg_track_free(vmdev, index);
-		vring_del_virtqueue(vq);
-		return ERR_PTR(ret);
+		goto err_del;
 	}
 	vmsg_publish_vq(vmdev, index, vq);
 	return vq;
+
+err_del:
+	vring_del_virtqueue(vq);
+	return ERR_PTR(ret);
 }
 
 static void vmsg_del_vqs(struct virtio_device *vdev)
@@ -610,6 +640,10 @@ static int vmsg_disable_vq_and_reset(struct virtqueue *vq)
 	struct virtio_msg_vqueue_index *req;
 	ssize_t ret;
 
+	/* What virtio-pci answers without the feature. */
+	if (!virtio_has_feature(vq->vdev, VIRTIO_F_RING_RESET))
+		return -ENOENT;
+
 	scoped_guard(mutex, &vmdev->xfer_lock) {
 		req = vmsg_req_payload(vmdev, sizeof(*req));
 		req->index = cpu_to_le32(vq->index);
@@ -617,16 +651,44 @@ static int vmsg_disable_vq_and_reset(struct virtqueue *vq)
 	}
 	if (ret < 0)
 		return ret;
+
+	/*
+	 * The ring is about to be freed or resized (virtqueue_resize()):
+	 * no used event, call or fail work may reach it, and what the
+	 * transport followed of it no longer describes it.
+	 */
+	vmsg_publish_vq(vmdev, vq->index, NULL);
+	vmsg_vring_fd_sync(vmdev, vq->index);
 	vmsg_synchronize_cbs(vq->vdev);
+	vmsg_track_free(vmdev, vq->index);
+	vq->reset = true;
 	return 0;
 }
 
 static int vmsg_enable_vq_after_reset(struct virtqueue *vq)
 {
 	struct virtio_msg_device *vmdev = to_vmsg_device(vq->vdev);
+	int ret;
+
+	if (!vq->reset)
+		return -EBUSY;
 
 	guard(mutex)(&vmdev->xfer_lock);
-	return vmsg_send_vqueue(vmdev, vq);
+	/* The ring starts afresh, maybe with another size: so does tracking. */
+	if (!__virtio_test_bit(vq->vdev, VIRTIO_F_RING_PACKED)) {
+		ret = vmsg_track_alloc(vmdev, vq->index,
+				       virtqueue_get_vring_size(vq));
+		if (ret)
+			return ret;
+	}
+	ret = vmsg_send_vqueue(vmdev, vq);
+	if (ret) {
+		vmsg_track_free(vmdev, vq->index);
+		return ret;
+	}
+	vmsg_publish_vq(vmdev, vq->index, vq);
+	vq->reset = false;
+	return 0;
 }
 
 const struct virtio_config_ops virtio_msg_config_ops = {
