@@ -612,12 +612,26 @@ static const char *vmsg_bus_name(struct virtio_device *vdev)
 	return to_vmsg_device(vdev)->bus->name;
 }
 
+/*
+ * A shared memory region is memory of the device that the driver maps
+ * (virtio-fs's DAX window, virtio-gpu's host-visible blobs): the driver
+ * takes the address as a physical address and maps it, user space may map
+ * it in turn.  On virtio-msg the device names bus addresses, and the only
+ * memory a bus exposes is its DMA pool, which the kernel hands out to every
+ * device of the bus for rings and bounce buffers: a region there would map
+ * other requests' data to the driver and to whoever it lets map the region,
+ * and a run-time pool has no physical address at all.  Outside the pool,
+ * the address names nothing the kernel may map.  Until a bus exposes memory
+ * of its own for such regions, every region is refused: drivers then do
+ * without it (virtio-fs without DAX) or fail to probe.
+ */
 static bool vmsg_get_shm_region(struct virtio_device *vdev,
 				struct virtio_shm_region *region, u8 id)
 {
 	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
 	struct virtio_msg_vqueue_index *req;
 	struct virtio_msg_get_shm_resp *resp;
+	u32 addr, len;
 	ssize_t ret;
 
 	guard(mutex)(&vmdev->xfer_lock);
@@ -627,11 +641,14 @@ static bool vmsg_get_shm_region(struct virtio_device *vdev,
 	if (ret < 0)
 		return false;
 	resp = virtio_msg_payload(vmdev->resp);
-	if (le32_to_cpu(resp->index) != id || !resp->length)
+	addr = le32_to_cpu(resp->address);
+	len = le32_to_cpu(resp->length);
+	if (le32_to_cpu(resp->index) != id || !len)
 		return false;
-	region->addr = le32_to_cpu(resp->address);
-	region->len = le32_to_cpu(resp->length);
-	return true;
+	dev_notice_once(&vdev->dev,
+			"shared memory region %u (%u bytes at bus address %#x): refused, the bus exposes no memory for it\n",
+			id, len, addr);
+	return false;
 }
 
 static int vmsg_disable_vq_and_reset(struct virtqueue *vq)
