@@ -14,7 +14,9 @@
 #include <linux/device.h>
 #include <linux/slab.h>
 #include <linux/virtio.h>
+#include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
 
 #include "virtio_msg_internal.h"
@@ -255,6 +257,87 @@ static int vmsg_vq_max_size(struct virtio_msg_device *vmdev,
 	return 0;
 }
 
+/*
+ * Without VIRTIO_RING_F_INDIRECT_DESC every descriptor of a request sits in
+ * the ring itself, and virtio-blk sizes its requests by seg_max alone (data
+ * segments, plus header and status).  A request longer than the ring makes
+ * virtqueue_add_split() WARN and fail with -ENOSPC for ever: virtio-blk
+ * stops the hardware queue until a completion that never comes, and the
+ * device's removal then waits in del_gendisk() for good.  The transport
+ * knows both numbers, so it caps the seg_max the driver reads by queue 0's
+ * ring (vmsg_blk_cap_seg_max()), and vmsg_setup_vq() refuses any ring still
+ * too short for the requests (a queue of its own size, a ring the pool could
+ * only give smaller).  With indirect descriptors a request takes one entry.
+ */
+#define VMSG_BLK_DESC_EXTRA	2	/* header and status */
+
+static bool vmsg_blk_direct_chains(struct virtio_msg_device *vmdev)
+{
+	return vmdev->device_id == VIRTIO_ID_BLOCK &&
+	       !__virtio_test_bit(&vmdev->vdev, VIRTIO_RING_F_INDIRECT_DESC);
+}
+
+/* Largest seg_max whose requests fit queue 0; caller holds xfer_lock. */
+static int vmsg_blk_seg_cap(struct virtio_msg_device *vmdev, u32 *cap)
+{
+	u32 ring;
+	int ret;
+
+	ret = vmsg_vq_max_size(vmdev, 0, &ring);
+	if (ret)
+		return ret;
+	*cap = ring > VMSG_BLK_DESC_EXTRA + 1 ? ring - VMSG_BLK_DESC_EXTRA : 1;
+	return 0;
+}
+
+/* Caller holds xfer_lock; @buf holds config bytes @offset..@offset+@len. */
+static void vmsg_blk_cap_seg_max(struct virtio_msg_device *vmdev,
+				 unsigned int offset, void *buf,
+				 unsigned int len)
+{
+	const unsigned int at = offsetof(struct virtio_blk_config, seg_max);
+	u32 seg_max, cap;
+	__le32 v;
+
+	/* A read of part of the field gets the device's bytes. */
+	if (!vmsg_blk_direct_chains(vmdev) || offset > at ||
+	    offset + len < at + sizeof(v))
+		return;
+	memcpy(&v, buf + at - offset, sizeof(v));
+	seg_max = le32_to_cpu(v);
+	if (vmsg_blk_seg_cap(vmdev, &cap) || seg_max <= cap)
+		return;
+	dev_info(vmsg_dev(vmdev),
+		 "device %u: seg_max %u does not fit its ring without indirect descriptors: capping it to %u\n",
+		 vmdev->dev_num, seg_max, cap);
+	v = cpu_to_le32(cap);
+	memcpy(buf + at - offset, &v, sizeof(v));
+}
+
+/* Descriptors one virtio-blk request may take; caller holds xfer_lock. */
+static int vmsg_blk_chain_len(struct virtio_msg_device *vmdev, u32 *descs)
+{
+	const unsigned int at = offsetof(struct virtio_blk_config, seg_max);
+	u32 seg_max = 1, cap;
+	__le32 v;
+	s64 gen;
+	int ret;
+
+	/* virtio-blk's own rule: without the feature or with 0, one segment. */
+	if (__virtio_test_bit(&vmdev->vdev, VIRTIO_BLK_F_SEG_MAX) &&
+	    vmdev->config_size >= at + sizeof(v)) {
+		gen = vmsg_get_config_chunk(vmdev, at, &v, sizeof(v));
+		if (gen < 0)
+			return gen;
+		seg_max = le32_to_cpu(v) ?: 1;
+	}
+	ret = vmsg_blk_seg_cap(vmdev, &cap);
+	if (ret)
+		return ret;
+	*descs = min(seg_max, cap) + VMSG_BLK_DESC_EXTRA;
+	return 0;
+}
+
 static void vmsg_get(struct virtio_device *vdev, unsigned int offset,
 		     void *buf, unsigned int len)
 {
@@ -287,8 +370,11 @@ static void vmsg_get(struct virtio_device *vdev, unsigned int offset,
 		}
 		WRITE_ONCE(vmdev->config_generation, (u32)first_gen);
 		if (consistent)
-			return;
+			break;
 	}
+	vmsg_blk_cap_seg_max(vmdev, offset, buf, len);
+	if (try < VMSG_CONFIG_RETRIES)
+		return;
 	dev_warn_ratelimited(&vdev->dev, "config space keeps changing during reads\n");
 	/* Make the caller's generation check fail and read again. */
 	WRITE_ONCE(vmdev->config_generation, (u32)first_gen + 1);
@@ -492,7 +578,7 @@ static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
 				       const char *name, bool ctx)
 {
 	struct virtqueue *vq;
-	u32 max_size;
+	u32 max_size, descs;
 	int ret;
 
 	if (index >= vmdev->max_vqs)
@@ -515,6 +601,18 @@ static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
 	}
 	/* What virtqueue_resize() may grow the ring to (ethtool -G). */
 	vq->num_max = max_size;
+
+	if (vmsg_blk_direct_chains(vmdev)) {
+		ret = vmsg_blk_chain_len(vmdev, &descs);
+		if (!ret && virtqueue_get_vring_size(vq) < descs) {
+			dev_err(&vmdev->vdev.dev,
+				"queue %u: %u entries cannot hold a request of %u descriptors without VIRTIO_RING_F_INDIRECT_DESC\n",
+				index, virtqueue_get_vring_size(vq), descs);
+			ret = -EINVAL;
+		}
+		if (ret)
+			goto err_del;
+	}
 
 	if (!__virtio_test_bit(&vmdev->vdev, VIRTIO_F_RING_PACKED)) {
 		ret = vmsg_track_alloc(vmdev, index,
