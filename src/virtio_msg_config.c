@@ -14,7 +14,9 @@
 #include <linux/device.h>
 #include <linux/slab.h>
 #include <linux/virtio.h>
+#include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
 
 #include "virtio_msg_internal.h"
@@ -136,11 +138,19 @@ static int vmsg_finalize_features(struct virtio_device *vdev)
 	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
 	unsigned int blocks = vmsg_feature_blocks(vmdev);
 	const u64 *features = vmsg_vdev_features(vdev);
+	bool ring_reset = __virtio_test_bit(vdev, VIRTIO_F_RING_RESET);
 	struct virtio_msg_features *req;
 	unsigned int i;
 	ssize_t ret;
 
 	vring_transport_features(vdev);
+	/*
+	 * The ring code drops what it does not implement, queue reset among
+	 * it; the transport does (RESET_VQUEUE), for a device that offers it,
+	 * as virtio-pci does.
+	 */
+	if (ring_reset)
+		__virtio_set_bit(vdev, VIRTIO_F_RING_RESET);
 
 	/* Config space and messages are little-endian: legacy is not an option. */
 	if (!__virtio_test_bit(vdev, VIRTIO_F_VERSION_1)) {
@@ -217,6 +227,117 @@ static s64 vmsg_get_config_chunk(struct virtio_msg_device *vmdev,
 	return le32_to_cpu(resp->generation);
 }
 
+/*
+ * GET_VQUEUE: the size of the ring vmsg_setup_vq() creates for queue @index
+ * at most, 0 if the device has no such queue.  Caller holds xfer_lock.
+ */
+static int vmsg_vq_max_size(struct virtio_msg_device *vmdev,
+			    unsigned int index, u32 *size)
+{
+	struct virtio_msg_vqueue_index *req;
+	struct virtio_msg_vqueue *resp;
+	ssize_t ret;
+
+	req = vmsg_req_payload(vmdev, sizeof(*req));
+	req->index = cpu_to_le32(index);
+	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_VQUEUE, sizeof(*req),
+			sizeof(*resp));
+	if (ret < 0)
+		return ret;
+
+	resp = virtio_msg_payload(vmdev->resp);
+	if (le32_to_cpu(resp->index) != index)
+		vmsg_tolerate(vmdev, VMSG_TOL_VQUEUE_INDEX,
+			      "GET_VQUEUE answer for queue %u names queue %u: using it",
+			      index, le32_to_cpu(resp->index));
+	*size = le32_to_cpu(resp->max_size);
+	/* Split rings need a power of two; never trust the device's size. */
+	if (*size)
+		*size = rounddown_pow_of_two(min_t(u32, *size, VMSG_VQ_MAX_SIZE));
+	return 0;
+}
+
+/*
+ * Without VIRTIO_RING_F_INDIRECT_DESC every descriptor of a request sits in
+ * the ring itself, and virtio-blk sizes its requests by seg_max alone (data
+ * segments, plus header and status).  A request longer than the ring makes
+ * virtqueue_add_split() WARN and fail with -ENOSPC for ever: virtio-blk
+ * stops the hardware queue until a completion that never comes, and the
+ * device's removal then waits in del_gendisk() for good.  The transport
+ * knows both numbers, so it caps the seg_max the driver reads by queue 0's
+ * ring (vmsg_blk_cap_seg_max()), and vmsg_setup_vq() refuses any ring still
+ * too short for the requests (a queue of its own size, a ring the pool could
+ * only give smaller).  With indirect descriptors a request takes one entry.
+ */
+#define VMSG_BLK_DESC_EXTRA	2	/* header and status */
+
+static bool vmsg_blk_direct_chains(struct virtio_msg_device *vmdev)
+{
+	return vmdev->device_id == VIRTIO_ID_BLOCK &&
+	       !__virtio_test_bit(&vmdev->vdev, VIRTIO_RING_F_INDIRECT_DESC);
+}
+
+/* Largest seg_max whose requests fit queue 0; caller holds xfer_lock. */
+static int vmsg_blk_seg_cap(struct virtio_msg_device *vmdev, u32 *cap)
+{
+	u32 ring;
+	int ret;
+
+	ret = vmsg_vq_max_size(vmdev, 0, &ring);
+	if (ret)
+		return ret;
+	*cap = ring > VMSG_BLK_DESC_EXTRA + 1 ? ring - VMSG_BLK_DESC_EXTRA : 1;
+	return 0;
+}
+
+/* Caller holds xfer_lock; @buf holds config bytes @offset..@offset+@len. */
+static void vmsg_blk_cap_seg_max(struct virtio_msg_device *vmdev,
+				 unsigned int offset, void *buf,
+				 unsigned int len)
+{
+	const unsigned int at = offsetof(struct virtio_blk_config, seg_max);
+	u32 seg_max, cap;
+	__le32 v;
+
+	/* A read of part of the field gets the device's bytes. */
+	if (!vmsg_blk_direct_chains(vmdev) || offset > at ||
+	    offset + len < at + sizeof(v))
+		return;
+	memcpy(&v, buf + at - offset, sizeof(v));
+	seg_max = le32_to_cpu(v);
+	if (vmsg_blk_seg_cap(vmdev, &cap) || seg_max <= cap)
+		return;
+	dev_info(vmsg_dev(vmdev),
+		 "device %u: seg_max %u does not fit its ring without indirect descriptors: capping it to %u\n",
+		 vmdev->dev_num, seg_max, cap);
+	v = cpu_to_le32(cap);
+	memcpy(buf + at - offset, &v, sizeof(v));
+}
+
+/* Descriptors one virtio-blk request may take; caller holds xfer_lock. */
+static int vmsg_blk_chain_len(struct virtio_msg_device *vmdev, u32 *descs)
+{
+	const unsigned int at = offsetof(struct virtio_blk_config, seg_max);
+	u32 seg_max = 1, cap;
+	__le32 v;
+	s64 gen;
+	int ret;
+
+	/* virtio-blk's own rule: without the feature or with 0, one segment. */
+	if (__virtio_test_bit(&vmdev->vdev, VIRTIO_BLK_F_SEG_MAX) &&
+	    vmdev->config_size >= at + sizeof(v)) {
+		gen = vmsg_get_config_chunk(vmdev, at, &v, sizeof(v));
+		if (gen < 0)
+			return gen;
+		seg_max = le32_to_cpu(v) ?: 1;
+	}
+	ret = vmsg_blk_seg_cap(vmdev, &cap);
+	if (ret)
+		return ret;
+	*descs = min(seg_max, cap) + VMSG_BLK_DESC_EXTRA;
+	return 0;
+}
+
 static void vmsg_get(struct virtio_device *vdev, unsigned int offset,
 		     void *buf, unsigned int len)
 {
@@ -249,8 +370,11 @@ static void vmsg_get(struct virtio_device *vdev, unsigned int offset,
 		}
 		WRITE_ONCE(vmdev->config_generation, (u32)first_gen);
 		if (consistent)
-			return;
+			break;
 	}
+	vmsg_blk_cap_seg_max(vmdev, offset, buf, len);
+	if (try < VMSG_CONFIG_RETRIES)
+		return;
 	dev_warn_ratelimited(&vdev->dev, "config space keeps changing during reads\n");
 	/* Make the caller's generation check fail and read again. */
 	WRITE_ONCE(vmdev->config_generation, (u32)first_gen + 1);
@@ -453,33 +577,19 @@ static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
 				       vq_callback_t *callback,
 				       const char *name, bool ctx)
 {
-	struct virtio_msg_vqueue_index *req;
-	struct virtio_msg_vqueue *resp;
 	struct virtqueue *vq;
-	u32 max_size;
-	ssize_t ret;
+	u32 max_size, descs;
+	int ret;
 
 	if (index >= vmdev->max_vqs)
 		return ERR_PTR(-ENOENT);
 
 	guard(mutex)(&vmdev->xfer_lock);
-	req = vmsg_req_payload(vmdev, sizeof(*req));
-	req->index = cpu_to_le32(index);
-	ret = vmsg_xfer(vmdev, VIRTIO_MSG_GET_VQUEUE, sizeof(*req),
-			sizeof(*resp));
-	if (ret < 0)
+	ret = vmsg_vq_max_size(vmdev, index, &max_size);
+	if (ret)
 		return ERR_PTR(ret);
-
-	resp = virtio_msg_payload(vmdev->resp);
-	if (le32_to_cpu(resp->index) != index)
-		vmsg_tolerate(vmdev, VMSG_TOL_VQUEUE_INDEX,
-			      "GET_VQUEUE answer for queue %u names queue %u: using it",
-			      index, le32_to_cpu(resp->index));
-	max_size = le32_to_cpu(resp->max_size);
 	if (!max_size)
 		return ERR_PTR(-ENOENT);
-	/* Split rings need a power of two; never trust the device's size. */
-	max_size = rounddown_pow_of_two(min_t(u32, max_size, VMSG_VQ_MAX_SIZE));
 
 	vq = vring_create_virtqueue(index, max_size, SMP_CACHE_BYTES,
 				    &vmdev->vdev, true, true, ctx, vmsg_notify,
@@ -489,21 +599,39 @@ static struct virtqueue *vmsg_setup_vq(struct virtio_msg_device *vmdev,
 			index, max_size);
 		return ERR_PTR(-ENOMEM);
 	}
+	/* What virtqueue_resize() may grow the ring to (ethtool -G). */
+	vq->num_max = max_size;
 
-	if (!__virtio_test_bit(&vmdev->vdev, VIRTIO_F_RING_PACKED) &&
-	    vmsg_track_alloc(vmdev, index, virtqueue_get_vring_size(vq))) {
-		vring_del_virtqueue(vq);
-		return ERR_PTR(-ENOMEM);
+	if (vmsg_blk_direct_chains(vmdev)) {
+		ret = vmsg_blk_chain_len(vmdev, &descs);
+		if (!ret && virtqueue_get_vring_size(vq) < descs) {
+			dev_err(&vmdev->vdev.dev,
+				"queue %u: %u entries cannot hold a request of %u descriptors without VIRTIO_RING_F_INDIRECT_DESC\n",
+				index, virtqueue_get_vring_size(vq), descs);
+			ret = -EINVAL;
+		}
+		if (ret)
+			goto err_del;
+	}
+
+	if (!__virtio_test_bit(&vmdev->vdev, VIRTIO_F_RING_PACKED)) {
+		ret = vmsg_track_alloc(vmdev, index,
+				       virtqueue_get_vring_size(vq));
+		if (ret)
+			goto err_del;
 	}
 
 	ret = vmsg_send_vqueue(vmdev, vq);
 	if (ret) {
 		vmsg_track_free(vmdev, index);
-		vring_del_virtqueue(vq);
-		return ERR_PTR(ret);
+		goto err_del;
 	}
 	vmsg_publish_vq(vmdev, index, vq);
 	return vq;
+
+err_del:
+	vring_del_virtqueue(vq);
+	return ERR_PTR(ret);
 }
 
 static void vmsg_del_vqs(struct virtio_device *vdev)
@@ -582,12 +710,26 @@ static const char *vmsg_bus_name(struct virtio_device *vdev)
 	return to_vmsg_device(vdev)->bus->name;
 }
 
+/*
+ * A shared memory region is memory of the device that the driver maps
+ * (virtio-fs's DAX window, virtio-gpu's host-visible blobs): the driver
+ * takes the address as a physical address and maps it, user space may map
+ * it in turn.  On virtio-msg the device names bus addresses, and the only
+ * memory a bus exposes is its DMA pool, which the kernel hands out to every
+ * device of the bus for rings and bounce buffers: a region there would map
+ * other requests' data to the driver and to whoever it lets map the region,
+ * and a run-time pool has no physical address at all.  Outside the pool,
+ * the address names nothing the kernel may map.  Until a bus exposes memory
+ * of its own for such regions, every region is refused: drivers then do
+ * without it (virtio-fs without DAX) or fail to probe.
+ */
 static bool vmsg_get_shm_region(struct virtio_device *vdev,
 				struct virtio_shm_region *region, u8 id)
 {
 	struct virtio_msg_device *vmdev = to_vmsg_device(vdev);
 	struct virtio_msg_vqueue_index *req;
 	struct virtio_msg_get_shm_resp *resp;
+	u32 addr, len;
 	ssize_t ret;
 
 	guard(mutex)(&vmdev->xfer_lock);
@@ -597,11 +739,14 @@ static bool vmsg_get_shm_region(struct virtio_device *vdev,
 	if (ret < 0)
 		return false;
 	resp = virtio_msg_payload(vmdev->resp);
-	if (le32_to_cpu(resp->index) != id || !resp->length)
+	addr = le32_to_cpu(resp->address);
+	len = le32_to_cpu(resp->length);
+	if (le32_to_cpu(resp->index) != id || !len)
 		return false;
-	region->addr = le32_to_cpu(resp->address);
-	region->len = le32_to_cpu(resp->length);
-	return true;
+	dev_notice_once(&vdev->dev,
+			"shared memory region %u (%u bytes at bus address %#x): refused, the bus exposes no memory for it\n",
+			id, len, addr);
+	return false;
 }
 
 static int vmsg_disable_vq_and_reset(struct virtqueue *vq)
@@ -610,6 +755,10 @@ static int vmsg_disable_vq_and_reset(struct virtqueue *vq)
 	struct virtio_msg_vqueue_index *req;
 	ssize_t ret;
 
+	/* What virtio-pci answers without the feature. */
+	if (!virtio_has_feature(vq->vdev, VIRTIO_F_RING_RESET))
+		return -ENOENT;
+
 	scoped_guard(mutex, &vmdev->xfer_lock) {
 		req = vmsg_req_payload(vmdev, sizeof(*req));
 		req->index = cpu_to_le32(vq->index);
@@ -617,16 +766,44 @@ static int vmsg_disable_vq_and_reset(struct virtqueue *vq)
 	}
 	if (ret < 0)
 		return ret;
+
+	/*
+	 * The ring is about to be freed or resized (virtqueue_resize()):
+	 * no used event, call or fail work may reach it, and what the
+	 * transport followed of it no longer describes it.
+	 */
+	vmsg_publish_vq(vmdev, vq->index, NULL);
+	vmsg_vring_fd_sync(vmdev, vq->index);
 	vmsg_synchronize_cbs(vq->vdev);
+	vmsg_track_free(vmdev, vq->index);
+	vq->reset = true;
 	return 0;
 }
 
 static int vmsg_enable_vq_after_reset(struct virtqueue *vq)
 {
 	struct virtio_msg_device *vmdev = to_vmsg_device(vq->vdev);
+	int ret;
+
+	if (!vq->reset)
+		return -EBUSY;
 
 	guard(mutex)(&vmdev->xfer_lock);
-	return vmsg_send_vqueue(vmdev, vq);
+	/* The ring starts afresh, maybe with another size: so does tracking. */
+	if (!__virtio_test_bit(vq->vdev, VIRTIO_F_RING_PACKED)) {
+		ret = vmsg_track_alloc(vmdev, vq->index,
+				       virtqueue_get_vring_size(vq));
+		if (ret)
+			return ret;
+	}
+	ret = vmsg_send_vqueue(vmdev, vq);
+	if (ret) {
+		vmsg_track_free(vmdev, vq->index);
+		return ret;
+	}
+	vmsg_publish_vq(vmdev, vq->index, vq);
+	vq->reset = false;
+	return 0;
 }
 
 const struct virtio_config_ops virtio_msg_config_ops = {

@@ -16,6 +16,7 @@
 #include <linux/slab.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
 #include <linux/workqueue.h>
 
 #include "virtio_msg_internal.h"
@@ -91,6 +92,118 @@ static void vmsg_device_release(struct device *dev)
 	kfree(vmdev);
 }
 
+/*
+ * A driver's remove waits for what the device still holds: virtio-blk's
+ * del_gendisk() for every request in flight, for ever.  So whenever a
+ * driver lets go of one of our devices (REMOVE, the peer gone, module
+ * unload, a sysfs unbind, the driver's module unloaded: every path goes
+ * through the bus's UNBIND notification), the removal gets a period of
+ * timeout_ms after each sign of life of the device (a buffer completed, as
+ * the used rings show, or a request answered, so that the driver went on to
+ * the next); a device that lets a whole period pass without one, or keeps
+ * the removal going for VMSG_REMOVE_PERIODS periods, is marked broken.  On
+ * a bus with a pool the transport then completes all it holds, failed, and
+ * every later buffer too: the driver's waits end (virtio-blk fails the
+ * requests, restarts its queues and finishes).  Without a pool the
+ * virtqueues can only be marked broken, and a driver already waiting for
+ * the buffers keeps waiting (README).
+ */
+#define VMSG_REMOVE_PERIODS	20
+
+/*
+ * Requests sent (one at a time: each means the one before was answered)
+ * plus the used indexes of the split rings: moves as the device works.
+ */
+static u32 vmsg_progress(struct virtio_msg_device *vmdev)
+{
+	u32 sum = atomic64_read(&vmdev->stats.requests);
+	struct virtio_msg_bus *bus = vmdev->bus;
+	struct vring_used *used;
+	struct virtqueue *vq;
+	unsigned int i;
+
+	if (__virtio_test_bit(&vmdev->vdev, VIRTIO_F_RING_PACKED))
+		return sum;
+	spin_lock_bh(&bus->lookup_lock);
+	for (i = 0; vmdev->vqs && i < vmdev->max_vqs; i++) {
+		vq = vmdev->vqs[i];
+		if (!vq)
+			continue;
+		used = virtqueue_get_vring(vq)->used;
+		sum += virtio16_to_cpu(&vmdev->vdev, READ_ONCE(used->idx));
+	}
+	spin_unlock_bh(&bus->lookup_lock);
+	return sum;
+}
+
+static unsigned long vmsg_remove_period(void)
+{
+	return msecs_to_jiffies(max(vmsg_timeout_ms(), 100U));
+}
+
+static void vmsg_unbind_watchdog(struct work_struct *work)
+{
+	struct virtio_msg_device *vmdev =
+		container_of(to_delayed_work(work), struct virtio_msg_device,
+			     unbind_wd.work);
+	struct vmsg_unbind_watchdog *wd = &vmdev->unbind_wd;
+	u32 progress = vmsg_progress(vmdev);
+
+	if (progress != wd->progress && ++wd->periods < VMSG_REMOVE_PERIODS) {
+		wd->progress = progress;
+		schedule_delayed_work(&wd->work, vmsg_remove_period());
+		return;
+	}
+	vmsg_mark_broken(vmdev, "its removal makes no progress");
+}
+
+static int vmsg_unbind_notify(struct notifier_block *nb, unsigned long action,
+			      void *data)
+{
+	struct device *dev = data;
+	struct virtio_msg_device *vmdev;
+
+	/* Every virtio device of the system comes by: ours only. */
+	if (dev->release != vmsg_device_release)
+		return NOTIFY_DONE;
+	vmdev = to_vmsg_device(dev_to_virtio(dev));
+
+	switch (action) {
+	case BUS_NOTIFY_UNBIND_DRIVER:	/* before the driver's remove */
+		vmdev->unbind_wd.periods = 0;
+		vmdev->unbind_wd.progress = vmsg_progress(vmdev);
+		schedule_delayed_work(&vmdev->unbind_wd.work,
+				      vmsg_remove_period());
+		break;
+	case BUS_NOTIFY_UNBOUND_DRIVER:	/* after it */
+		cancel_delayed_work_sync(&vmdev->unbind_wd.work);
+		break;
+	}
+	return NOTIFY_OK;
+}
+
+static struct notifier_block vmsg_unbind_nb = {
+	.notifier_call = vmsg_unbind_notify,
+};
+
+/* The virtio bus, known once a first device is on it. */
+static const struct bus_type *vmsg_virtio_bus;
+static DEFINE_MUTEX(vmsg_virtio_bus_lock);
+
+static void vmsg_watch_unbind(const struct bus_type *bus)
+{
+	int ret;
+
+	guard(mutex)(&vmsg_virtio_bus_lock);
+	if (vmsg_virtio_bus)
+		return;
+	ret = bus_register_notifier(bus, &vmsg_unbind_nb);
+	if (ret)
+		pr_warn("removals of its devices are not bounded: %d\n", ret);
+	else
+		vmsg_virtio_bus = bus;
+}
+
 static struct virtio_msg_device *vmsg_device_alloc(struct virtio_msg_bus *bus,
 						   u16 dev_num)
 {
@@ -104,6 +217,7 @@ static struct virtio_msg_device *vmsg_device_alloc(struct virtio_msg_bus *bus,
 	vmdev->dev_num = dev_num;
 	mutex_init(&vmdev->xfer_lock);
 	INIT_WORK(&vmdev->fail_work, vmsg_fail_work);
+	INIT_DELAYED_WORK(&vmdev->unbind_wd.work, vmsg_unbind_watchdog);
 	vmdev->canon_size = bus->max_msg_size + VIRTIO_MSG_CANON_EXTRA;
 	vmdev->req = kzalloc(vmdev->canon_size, GFP_KERNEL);
 	vmdev->resp = kzalloc(vmdev->canon_size, GFP_KERNEL);
@@ -224,6 +338,7 @@ int virtio_msg_bus_add_device(struct virtio_msg_bus *bus, u16 dev_num)
 		return ret;
 	}
 
+	vmsg_watch_unbind(vmdev->vdev.dev.bus);
 	spin_lock_bh(&bus->lookup_lock);
 	vmdev->registered = true;
 	spin_unlock_bh(&bus->lookup_lock);
@@ -463,6 +578,8 @@ module_init(virtio_msg_init);
 
 static void __exit virtio_msg_exit(void)
 {
+	if (vmsg_virtio_bus)
+		bus_unregister_notifier(vmsg_virtio_bus, &vmsg_unbind_nb);
 	vmsg_debugfs_exit();
 }
 module_exit(virtio_msg_exit);

@@ -110,7 +110,10 @@ struct virtio_msg_pending {
 	u8 msg_id;
 };
 
-/* Counters of one device, for debugfs; never used for decisions. */
+/*
+ * Counters of one device, for debugfs; only the removal watchdog looks at
+ * one (requests, as a sign of progress), never to judge a message.
+ */
 struct virtio_msg_dev_stats {
 	atomic64_t requests;
 	atomic64_t latency_ns;		/* sum over the answered requests */
@@ -119,6 +122,13 @@ struct virtio_msg_dev_stats {
 	atomic64_t used;		/* EVENT_USED received */
 	atomic64_t config;		/* EVENT_CONFIG received */
 	atomic64_t dropped;		/* messages refused */
+};
+
+/* Bounds the time a driver's remove may wait for the device (core). */
+struct vmsg_unbind_watchdog {
+	struct delayed_work work;
+	unsigned int periods;
+	u32 progress;		/* requests and used indexes a period ago */
 };
 
 struct virtio_msg_device {
@@ -152,6 +162,7 @@ struct virtio_msg_device {
 	struct work_struct fail_work;
 
 	bool broken;
+	struct vmsg_unbind_watchdog unbind_wd;
 	u32 config_generation;
 	unsigned long tolerated;	/* enum vmsg_tolerance bits, logged once */
 	struct virtio_msg_dev_stats stats;
