@@ -773,8 +773,7 @@ static int vmsg_disable_vq_and_reset(struct virtqueue *vq)
 	 * transport followed of it no longer describes it.
 	 */
 	vmsg_publish_vq(vmdev, vq->index, NULL);
-	vmsg_vring_fd_sync(vmdev, vq->index);
-	vmsg_synchronize_cbs(vq->vdev);
+	vmsg_vq_sync(vmdev, vq->index);
 	vmsg_track_free(vmdev, vq->index);
 	vq->reset = true;
 	return 0;
