@@ -38,6 +38,10 @@
 #      provoked with Debian's drivers (virtio-rng/blk freeze never fail); the
 #      undo is in virtio_msg_bus_freeze() (core).  suspend-resume-* checks
 #      that the PM callbacks run and the bus works afterwards.
+#
+# Issue 17, item 8 (fwk-*): a framework notification shorter than its header
+# says, an empty one (ZERO_SIZE_PTR), and a callback that comes after
+# fwk_notify_relinquish(); item 10: hotplug-io-readded-disk.
 
 BACKEND=/usr/bin/virtio-msg-backend
 fails=0
@@ -266,6 +270,75 @@ if load modes=both; then
 	check fault-unload test $? -eq 0
 else
 	fail fault-load "modprobe failed"
+fi
+
+# --- framework notifications: their length and their lifetime ---------------------
+# The FF-A core hands the callback a kmemdup() of the indirect message
+# without its length (tests/ffa mimics it exactly).  fwk_cut delivers the
+# next message longer than fwk_len with only fwk_len bytes: the driver
+# must not read past them (KASAN on the debug kernel; an empty message is
+# ZERO_SIZE_PTR, an Oops on any kernel), drop the message and work on.
+fwk_cut() { # name len added|failed
+	dmesg_clear
+	knob 0 fwk_len "$2"
+	knob 0 fwk_cut 1
+	start_backend 0 --rng 7
+	check "$1-dropped" wait_for 100 dmesg_has "dropping .*message"
+	# A lost READY leaves nothing to add; a lost answer fails the add.
+	[ "$3" = failed ] && check "$1-refused" wait_for 100 dmesg_has "device 7 not added"
+	check "$1-nothing-bound" count_is virtio_rng 0
+	knob 0 fwk_cut 0
+	stop_backend
+	wait_for 100 count_is virtio_rng 0
+	start_backend 0 --rng 7
+	check "$1-readd" wait_for 100 count_is virtio_rng 1
+	check "$1-readd-rng-read" rng_read 16
+	stop_backend
+	wait_for 100 count_is virtio_rng 0
+}
+no_kernel_report() { ! dmesg | grep -qE "$KMSG_BAD"; }
+
+if load modes=both; then
+	# READY of device 7, 12 bytes, delivered empty.
+	fwk_cut fwk-empty-message 0
+	check fwk-empty-message-clean no_kernel_report
+	unload
+else
+	fail fwk-load "modprobe failed"
+fi
+if load modes=indirect; then
+	# READY (12 bytes) passes; GET_DEVICE_INFO's answer (longer) is cut
+	# to 12 bytes, less than its msg_size and its kmalloc-16 allocation.
+	fwk_cut fwk-truncated-answer 12 failed
+	check fwk-truncated-answer-clean no_kernel_report
+	unload
+else
+	fail fwk-indirect-load "modprobe failed"
+fi
+
+# The core calls the callback after dropping its lock: one that comes after
+# fwk_notify_relinquish() (cb_delay_ms holds the fake's READY notification
+# between lookup and call while the driver is unbound) must not touch the
+# freed partition.  Unbind rather than rmmod: the module's code stays.
+FFA_DRV=/sys/bus/arm_ffa/drivers/virtio-msg-ffa
+if load modes=both; then
+	fdev=""
+	for d in "$FFA_DRV"/arm-ffa-*; do [ -e "$d" ] && fdev=${d##*/}; done
+	dmesg_clear
+	knob 0 cb_delay_ms 3000
+	(sleep 1; echo "$fdev" >"$FFA_DRV/unbind") &
+	U=$!
+	# Returns once the backend's ADD, i.e. the late callback, is done.
+	start_backend 0 --rng 7
+	wait $U
+	knob 0 cb_delay_ms 0
+	check fwk-callback-after-relinquish-unbound test ! -e "$FFA_DRV/$fdev"
+	check fwk-callback-after-relinquish-clean no_kernel_report
+	check fwk-callback-after-relinquish-nothing-bound count_is virtio_rng 0
+	unload
+	check fwk-callback-after-relinquish-unload test $? -eq 0
+else
+	fail fwk-relinquish-load "modprobe failed"
 fi
 
 # --- hot-plug while blk I/O runs (EVENT_DEVICE REMOVED, then READY) --------------
