@@ -119,5 +119,10 @@ vmsg_build_vmsg_test() {
 		-O2 -g -Wall -Wextra -D_GNU_SOURCE -I include/uapi -I tools/backend \
 		-o "$out/vmsg-peer" tests/guest/vmsg-peer.c tools/backend/codec.c \
 		tools/backend/log.c tools/backend/transport.c tools/backend/virtqueue.c \
-		tools/backend/dev_rng.c -lpthread)
+		tools/backend/dev_rng.c -lpthread) || return
+	(cd "$dir" && vmsg_chroot_run --bind "$dir" --bind "$out" -- "$(vmsg_triplet)-gcc" -static \
+		-O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I include/uapi -I tools/backend \
+		-o "$out/vmsg-hostile" tests/guest/hostile/*.c tools/backend/codec.c \
+		tools/backend/log.c tools/backend/transport.c tools/backend/virtqueue.c \
+		tools/backend/dev_rng.c tools/backend/dev_blk.c -lpthread)
 }

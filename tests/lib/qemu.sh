@@ -9,6 +9,7 @@
 #                  [--workdir <dir>]
 #       Boots
 #         qemu-system-aarch64 -M virt -cpu max,pauth=off -smp 2 -m 1G
+#         (-smp: VMSG_SMP, default 2; racing tests use 4)
 #           -nographic -no-reboot -kernel <Image> -initrd <cpio>
 #           -append "console=ttyAMA0 panic=-1 <VMSG_APPEND> <args>"
 #           [-dtb <merged.dtb>] $VMSG_QEMU_ARGS
@@ -51,7 +52,7 @@ _vmsg_qemu_machine() {
 	local extra=()
 	[[ -n "${VMSG_QEMU_ARGS:-}" ]] && read -r -a extra <<<"$VMSG_QEMU_ARGS"
 	# shellcheck disable=SC2054  # "max,pauth=off" is one QEMU argument
-	_VMSG_QEMU_MACHINE=(-cpu max,pauth=off -smp 2 -m 1G -nographic -no-reboot "${extra[@]}")
+	_VMSG_QEMU_MACHINE=(-cpu max,pauth=off -smp "${VMSG_SMP:-2}" -m 1G -nographic -no-reboot "${extra[@]}")
 }
 
 # The amd64 machine: the PC (i440fx, ACPI power-off), no NIC (its option
@@ -60,7 +61,7 @@ _vmsg_qemu_machine() {
 _vmsg_qemu_machine_amd64() {
 	local extra=()
 	[[ -n "${VMSG_QEMU_ARGS:-}" ]] && read -r -a extra <<<"$VMSG_QEMU_ARGS"
-	_VMSG_QEMU_MACHINE=(-M pc -cpu max -smp 2 -m 1G -nographic -no-reboot -nic none "${extra[@]}")
+	_VMSG_QEMU_MACHINE=(-M pc -cpu max -smp "${VMSG_SMP:-2}" -m 1G -nographic -no-reboot -nic none "${extra[@]}")
 }
 
 vmsg_dtb_merge() {
