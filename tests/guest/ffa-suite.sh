@@ -41,7 +41,7 @@
 #
 # Issue 17, item 8 (fwk-*): a framework notification shorter than its header
 # says, an empty one (ZERO_SIZE_PTR), and a callback that comes after
-# fwk_notify_relinquish(); item 10: hotplug-io-readded-disk.
+# fwk_notify_relinquish(); item 10: hotplug-io-readded-disk, slow-probe-*.
 
 BACKEND=/usr/bin/virtio-msg-backend
 fails=0
@@ -379,6 +379,26 @@ if load modes=both; then
 	check hotplug-io-unload test $? -eq 0
 else
 	fail hotplug-io-load "modprobe failed"
+fi
+
+# --- a disk whose probe is slow ------------------------------------------------
+# Every answer of the backend 0.3 s late: the driver's sysfs link, which
+# virtio_count sees, comes seconds before the disk; blk_rw waits for the
+# disk (without, this is the intermittent hotplug-io-blk-rw of the debug
+# kernel, made certain).
+if load modes=both; then
+	knob 0 delay_ms 300
+	if start_backend 0 --blk 2:/tmp/disk.img &&
+	   wait_for 100 count_is virtio_blk 1; then
+		check slow-probe-blk-rw blk_rw 1
+	else
+		fail slow-probe-backend "backend or device not ready"
+	fi
+	knob 0 delay_ms 0
+	unload
+	check slow-probe-unload test $? -eq 0
+else
+	fail slow-probe-load "modprobe failed"
 fi
 
 # --- suspend / resume -------------------------------------------------------------
