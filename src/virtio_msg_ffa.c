@@ -37,9 +37,11 @@
 #include <linux/pm.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
+#include <linux/srcu.h>
 #include <linux/unaligned.h>
 #include <linux/virtio_msg_bus.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 #include <uapi/linux/virtio_msg_ffa.h>
 
@@ -122,7 +124,7 @@ struct vmsg_ffa {
 	bool direct;		/* DIRECT_REQ2 to the partition */
 	bool indirect;		/* indirect messages to the partition */
 	bool notif;		/* its indirect messages reach our callback */
-	bool notif_reg;		/* our callback is registered */
+	u32 notif_cookie;	/* our callback's data; 0: not registered */
 	bool poll;		/* poll for events with EVENT_POLL */
 	bool bus_registered;
 	bool bus_ready;		/* transport messages go to the core */
@@ -542,27 +544,83 @@ static void vmsg_ffa_rx(struct vmsg_ffa *vf, const void *buf, size_t avail,
 }
 
 /*
- * FF-A framework notification: an indirect message from the partition.
- * The FF-A core passes a copy of the message but not its length (it
- * kmemdup()s the size from the FF-A message header).  All we can do is
- * trust the header bytes to be there and bound the rest by the message's
- * own msg_size, refusing anything larger than we would ever accept.
+ * FF-A framework notifications: the partition's indirect messages.
+ *
+ * The FF-A core looks the callback and its data up under its lock but
+ * calls it after dropping the lock, so a callback may still start after
+ * fwk_notify_relinquish() has returned.  Its data is therefore not our
+ * partition but a cookie, looked up here under SRCU: teardown erases the
+ * cookie and waits for the readers that found it before freeing anything.
+ * A callback that starts later finds nothing.  Cookies are allocated
+ * cyclically, so a late callback does not reach the next partition either.
  */
-static void vmsg_ffa_fwk_cb(int notify_id, void *cb_data, void *buf)
-{
-	struct vmsg_ffa *vf = cb_data;
-	size_t size;
+static DEFINE_XARRAY_ALLOC1(vmsg_ffa_notifiers);
+static u32 vmsg_ffa_notifier_next;
+DEFINE_STATIC_SRCU(vmsg_ffa_srcu);
 
-	if (!buf)
-		return;
-	size = virtio_msg_wire_msg_size(vf->format, buf);
-	if (size < vf->hdr_size || size > vf->rx_max) {
+/*
+ * The core passes a kmemdup() of the FF-A message but not its length, and
+ * kmemdup() of an empty message is ZERO_SIZE_PTR.  ksize() bounds what it
+ * can have copied: nothing is read outside that allocation, and a message
+ * whose msg_size claims more is refused (vmsg_ffa_rx() checks msg_size
+ * against what is readable before using it).  Within the allocation's
+ * rounding the partition's msg_size is all there is to go by.
+ */
+static void vmsg_ffa_fwk_rx(struct vmsg_ffa *vf, const void *buf)
+{
+	size_t avail = ksize(buf);
+
+	if (avail < vf->hdr_size) {
 		dev_warn_ratelimited(vmsg_ffa_dev(vf),
-				     "dropping indirect message claiming %zu bytes\n",
-				     size);
+				     "dropping indirect message of %zu bytes\n",
+				     avail);
 		return;
 	}
-	vmsg_ffa_rx(vf, buf, size, NULL);
+	vmsg_ffa_rx(vf, buf, avail, NULL);
+}
+
+static void vmsg_ffa_fwk_cb(int notify_id, void *cb_data, void *buf)
+{
+	struct vmsg_ffa *vf;
+	int idx;
+
+	idx = srcu_read_lock(&vmsg_ffa_srcu);
+	vf = xa_load(&vmsg_ffa_notifiers, (unsigned long)cb_data);
+	if (vf)
+		vmsg_ffa_fwk_rx(vf, buf);
+	srcu_read_unlock(&vmsg_ffa_srcu, idx);
+}
+
+static int vmsg_ffa_notif_request(struct vmsg_ffa *vf)
+{
+	const struct ffa_notifier_ops *nops = vf->fdev->ops->notifier_ops;
+	int ret;
+
+	ret = xa_alloc_cyclic(&vmsg_ffa_notifiers, &vf->notif_cookie, vf,
+			      xa_limit_31b, &vmsg_ffa_notifier_next, GFP_KERNEL);
+	if (ret < 0)
+		return ret;
+	ret = nops->fwk_notify_request(vf->fdev, vmsg_ffa_fwk_cb,
+				       (void *)(unsigned long)vf->notif_cookie,
+				       fwk_notify_id);
+	if (ret) {
+		xa_erase(&vmsg_ffa_notifiers, vf->notif_cookie);
+		vf->notif_cookie = 0;
+	}
+	return ret;
+}
+
+/* After this no callback uses @vf. */
+static void vmsg_ffa_notif_relinquish(struct vmsg_ffa *vf)
+{
+	const struct ffa_notifier_ops *nops = vf->fdev->ops->notifier_ops;
+
+	if (!vf->notif_cookie)
+		return;
+	nops->fwk_notify_relinquish(vf->fdev, fwk_notify_id);
+	xa_erase(&vmsg_ffa_notifiers, vf->notif_cookie);
+	synchronize_srcu(&vmsg_ffa_srcu);
+	vf->notif_cookie = 0;
 }
 
 /* Fetches pending messages with EVENT_POLL, a batch at a time. */
@@ -1022,7 +1080,6 @@ static void vmsg_ffa_stop_rx(struct vmsg_ffa *vf)
 
 static void vmsg_ffa_teardown(struct vmsg_ffa *vf)
 {
-	const struct ffa_notifier_ops *nops = vf->fdev->ops->notifier_ops;
 	bool freed;
 
 	spin_lock_bh(&vf->hp_lock);
@@ -1036,13 +1093,7 @@ static void vmsg_ffa_teardown(struct vmsg_ffa *vf)
 	if (vf->area_shared)
 		vmsg_ffa_reset(vf);
 	freed = vmsg_ffa_unshare(vf);
-	/*
-	 * The FF-A core may still be inside our callback after this returns
-	 * (it calls callbacks outside its lock); nothing we can do about it
-	 * beyond having stopped sending, so that nothing is in flight.
-	 */
-	if (vf->notif_reg)
-		nops->fwk_notify_relinquish(vf->fdev, fwk_notify_id);
+	vmsg_ffa_notif_relinquish(vf);
 	if (vf->pool && freed)
 		virtio_msg_pool_destroy(vf->pool);
 	else if (vf->pool)
@@ -1112,9 +1163,7 @@ static int vmsg_ffa_probe(struct ffa_device *fdev)
 		       ffa_partition_supports_indirect_msg(fdev);
 	if (vf->indirect && nops && nops->fwk_notify_request &&
 	    nops->fwk_notify_relinquish)
-		vf->notif_reg = !nops->fwk_notify_request(fdev, vmsg_ffa_fwk_cb,
-							  vf, fwk_notify_id);
-	vf->notif = vf->notif_reg;
+		vf->notif = !vmsg_ffa_notif_request(vf);
 	if (!vf->direct && !vf->notif) {
 		dev_err(dev, "partition %#x: neither direct requests (DIRECT_REQ2, 64-bit) nor indirect messages with notifications: cannot talk to it\n",
 			fdev->vm_id);

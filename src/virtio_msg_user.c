@@ -15,6 +15,7 @@
 #define pr_fmt(fmt) "virtio-msg: " fmt
 
 #include <linux/fs.h>
+#include <linux/hashtable.h>
 #include <linux/idr.h>
 #include <linux/list.h>
 #include <linux/miscdevice.h>
@@ -24,6 +25,7 @@
 #include <linux/rwsem.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/unaligned.h>
 #include <linux/wait.h>
 
 #include "virtio_msg_internal.h"
@@ -33,6 +35,8 @@
  * stops reading can make the kernel hold.
  */
 #define VMSG_USER_MAX_QUEUED	4096
+/* Queues with an unread kick, hashed: see vmsg_user_kick_pending(). */
+#define VMSG_USER_KICK_BITS	6
 
 struct virtio_msg_user {
 	/* NULL once detached; open files may outlive the bus */
@@ -50,10 +54,14 @@ struct virtio_msg_user {
 	unsigned int readers;		/* openers that have read a message */
 	bool detached;
 	wait_queue_head_t wait;
+	/* The newest unread event of each queue, by vmsg_user_kick_key() */
+	DECLARE_HASHTABLE(kicks, VMSG_USER_KICK_BITS);
 };
 
 struct virtio_msg_user_msg {
 	struct list_head node;
+	struct hlist_node kick;		/* in kicks: the newest of its queue */
+	u64 key;			/* events: vmsg_user_kick_key() */
 	u16 dev_num;
 	u16 token;
 	bool event;
@@ -78,6 +86,51 @@ static struct virtio_msg_user *file_to_user(struct file *file)
 	struct virtio_msg_user_file *uf = file->private_data;
 
 	return uf->user;
+}
+
+/*
+ * Events are kicks (EVENT_AVAIL), whose payload starts with the queue
+ * index: the key names the queue.  A kick is coalesced with the newest
+ * unread kick of its queue only, found in the hash at a cost independent
+ * of the queue's length (a walk of the queue cost up to
+ * VMSG_USER_MAX_QUEUED comparisons per kick under the lock).  Without
+ * notification data a queue's kicks are all identical, so nothing
+ * changes; with it, an older identical one (a packed ring's position
+ * coming round again) must not swallow a kick that tells the device where
+ * the driver is now.
+ */
+static u64 vmsg_user_kick_key(struct virtio_msg_bus *bus,
+			      const struct virtio_msg_wire_hdr *hdr,
+			      const u8 *msg)
+{
+	size_t off = virtio_msg_wire_hdr_size(bus->format);
+	u32 vq = 0;
+
+	if (hdr->msg_size >= off + sizeof(__le32))
+		vq = get_unaligned_le32(msg + off);
+	return (u64)hdr->dev_num << 40 | (u64)hdr->msg_id << 32 | vq;
+}
+
+/* Under user->lock. */
+static struct virtio_msg_user_msg *
+vmsg_user_kick_pending(struct virtio_msg_user *user, u64 key)
+{
+	struct virtio_msg_user_msg *m;
+
+	hash_for_each_possible(user->kicks, m, kick, key)
+		if (m->key == key)
+			return m;
+	return NULL;
+}
+
+/* Under user->lock: @m leaves the queue. */
+static void vmsg_user_unqueue(struct virtio_msg_user *user,
+			      struct virtio_msg_user_msg *m)
+{
+	list_del(&m->node);
+	user->queued--;
+	if (!hlist_unhashed(&m->kick))
+		hash_del(&m->kick);
 }
 
 static void vmsg_user_free(struct kref *ref)
@@ -107,7 +160,7 @@ int virtio_msg_user_send(struct virtio_msg_bus *bus, const void *msg,
 			 size_t len, bool atomic)
 {
 	struct virtio_msg_user *user = bus->user;
-	struct virtio_msg_user_msg *m, *old;
+	struct virtio_msg_user_msg *m, *old = NULL;
 	struct virtio_msg_wire_hdr hdr;
 	unsigned long flags;
 	int ret;
@@ -120,11 +173,14 @@ int virtio_msg_user_send(struct virtio_msg_bus *bus, const void *msg,
 		    atomic ? GFP_ATOMIC : GFP_KERNEL);
 	if (!m)
 		return -ENOMEM;
+	INIT_HLIST_NODE(&m->kick);
 	m->dev_num = hdr.dev_num;
 	m->token = hdr.token;
 	m->event = virtio_msg_id_is_event(hdr.msg_id);
 	m->len = hdr.msg_size;
 	memcpy(m->data, msg, m->len);
+	if (m->event)
+		m->key = vmsg_user_kick_key(bus, &hdr, m->data);
 
 	spin_lock_irqsave(&user->lock, flags);
 	if (!user->openers) {
@@ -132,12 +188,11 @@ int virtio_msg_user_send(struct virtio_msg_bus *bus, const void *msg,
 		goto out_free;
 	}
 	if (m->event) {
+		old = vmsg_user_kick_pending(user, m->key);
 		/* The same kick is already waiting to be read. */
-		list_for_each_entry(old, &user->queue, node) {
-			if (old->event && old->len == m->len &&
-			    !memcmp(old->data, m->data, m->len))
-				goto out_free;
-		}
+		if (old && old->len == m->len &&
+		    !memcmp(old->data, m->data, m->len))
+			goto out_free;
 	}
 	if (user->queued >= VMSG_USER_MAX_QUEUED) {
 		ret = -ENOBUFS;
@@ -145,6 +200,11 @@ int virtio_msg_user_send(struct virtio_msg_bus *bus, const void *msg,
 	}
 	list_add_tail(&m->node, &user->queue);
 	user->queued++;
+	if (m->event) {
+		if (old)
+			hash_del(&old->kick);
+		hash_add(user->kicks, &m->kick, m->key);
+	}
 	spin_unlock_irqrestore(&user->lock, flags);
 	wake_up_interruptible(&user->wait);
 	return 0;
@@ -166,8 +226,7 @@ void virtio_msg_user_cancel(struct virtio_msg_bus *bus, u16 dev_num, u16 token)
 	spin_lock_irqsave(&user->lock, flags);
 	list_for_each_entry_safe(m, tmp, &user->queue, node) {
 		if (!m->event && m->dev_num == dev_num && m->token == token) {
-			list_del(&m->node);
-			user->queued--;
+			vmsg_user_unqueue(user, m);
 			kfree(m);
 			break;
 		}
@@ -211,6 +270,7 @@ static int vmsg_user_release(struct inode *inode, struct file *file)
 	if (last) {
 		list_splice_init(&user->queue, &dropped);
 		user->queued = 0;
+		hash_init(user->kicks);
 	}
 	spin_unlock_irq(&user->lock);
 
@@ -257,8 +317,7 @@ static ssize_t vmsg_user_read(struct file *file, char __user *buf,
 				spin_unlock_irq(&user->lock);
 				return -EINVAL;
 			}
-			list_del(&m->node);
-			user->queued--;
+			vmsg_user_unqueue(user, m);
 			if (!uf->reader) {
 				uf->reader = true;
 				user->readers++;
@@ -278,10 +337,15 @@ static ssize_t vmsg_user_read(struct file *file, char __user *buf,
 	}
 
 	if (copy_to_user(buf, m->data, m->len)) {
-		/* Keep the message for a retry with a valid buffer. */
+		/*
+		 * Keep the message for a retry with a valid buffer; a kick
+		 * coalesces with it again unless its queue has a newer one.
+		 */
 		spin_lock_irq(&user->lock);
 		list_add(&m->node, &user->queue);
 		user->queued++;
+		if (m->event && !vmsg_user_kick_pending(user, m->key))
+			hash_add(user->kicks, &m->kick, m->key);
 		spin_unlock_irq(&user->lock);
 		return -EFAULT;
 	}
@@ -359,6 +423,7 @@ int virtio_msg_user_attach(struct virtio_msg_bus *bus)
 	spin_lock_init(&user->lock);
 	INIT_LIST_HEAD(&user->queue);
 	init_waitqueue_head(&user->wait);
+	hash_init(user->kicks);
 
 	ret = ida_alloc(&virtio_msg_user_ida, GFP_KERNEL);
 	if (ret < 0)

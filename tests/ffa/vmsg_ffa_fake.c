@@ -77,13 +77,16 @@ enum fake_knob {
 	K_PAGE_BITS,	/* (value) GET_DEVICES page size in bits */
 	K_DENY_RECLAIM,	/* FFA_MEM_RECLAIM refused */
 	K_DELAY_SKIP,	/* (count) backend messages let through before delay_ms applies */
+	K_FWK_CUT,	/* notifications cut to fwk_len bytes */
+	K_FWK_LEN,	/* (value) their FF-A message size, 0 included */
+	K_CB_DELAY_MS,	/* (value) delay between the callback's lookup and call */
 	K_NR,
 };
 
 static const char *const vmsg_fake_knobs[K_NR] = {
 	"busy", "bus_busy", "delay_ms", "dup", "unsolicited", "oversize",
 	"truncate", "wrong_dev", "bitmap_extra", "bitmap_bad", "page_bits",
-	"deny_reclaim", "delay_skip",
+	"deny_reclaim", "delay_skip", "fwk_cut", "fwk_len", "cb_delay_ms",
 };
 
 struct fake_msg {
@@ -233,6 +236,7 @@ static void deliver(struct fake_part *p, const void *data, size_t len)
 {
 	ffa_fwk_notifier_cb cb;
 	struct fake_msg *m;
+	unsigned int delay;
 	void *cb_data;
 	void *buf;
 
@@ -242,11 +246,23 @@ static void deliver(struct fake_part *p, const void *data, size_t len)
 	spin_unlock_bh(&p->lock);
 
 	if (cb) {
-		/* Like the FF-A core: a copy, freed after the callback. */
-		buf = kzalloc(FAKE_MSG_MAX, GFP_KERNEL);
+		/*
+		 * Like the FF-A core (handle_fwk_notif_callbacks()): a
+		 * kmemdup() of exactly the FF-A message size, which the
+		 * callback is not told, and the call made after the lock is
+		 * dropped, so that it can come after relinquish.  fwk_cut
+		 * cuts the next messages longer than fwk_len to fwk_len bytes,
+		 * shorter than their headers say (0: the ZERO_SIZE_PTR of an
+		 * empty message); cb_delay_ms widens the window.
+		 */
+		if (len > READ_ONCE(p->knobs[K_FWK_LEN]) && knob_hit(p, K_FWK_CUT))
+			len = READ_ONCE(p->knobs[K_FWK_LEN]);
+		buf = kmemdup(data, min_t(size_t, len, FAKE_MSG_MAX), GFP_KERNEL);
 		if (!buf)
 			return;
-		memcpy(buf, data, min_t(size_t, len, FAKE_MSG_MAX));
+		delay = READ_ONCE(p->knobs[K_CB_DELAY_MS]);
+		if (delay)
+			msleep(delay);
 		cb(0, cb_data, buf);
 		kfree(buf);
 		return;
