@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=sh
+#
+# The fail path and the bounce buffers against a device that lies or dies
+# (issue 17, items 3, 4 and 5): scenarios of tests/guest/hostile/failpath.c.
+
+fp_img() { # path MiB
+	dd if=/dev/zero of="$1" bs=1M count="$2" 2>/dev/null
+}
+fp_field() { # log key
+	sed -n "s/^$2=\([^ ]*\).*/\1/p" "$1" | tail -1
+}
+fp_wait_pids() { # seconds pids...: all gone within the time
+	n=$(($1 * 10)); shift
+	for p in "$@"; do
+		while kill -0 "$p" 2>/dev/null; do
+			n=$((n - 1))
+			[ "$n" -gt 0 ] || return 1
+			sleep 0.1
+		done
+	done
+}
+fp_dmesg_lacks() { # pattern: the kernel log since the last dmesg_clear
+	! dmesg | grep -E "$1"
+}
+fp_dmesg_contains() { # pattern
+	dmesg | grep -qE "$1"
+}
+
+# Item 5: a read the device reports done without writing it.  The reader
+# must see its own bytes (O_DIRECT) or at least not the earlier write's
+# marker (page cache, whose fresh pages hold anything).
+fp_img /tmp/fp-stale.img 8
+vmsg-hostile stale-read /tmp/fp-stale.img >/tmp/fp-stale.log 2>&1
+rc=$?
+check failpath-stale-ran [ "$rc" -eq 0 ]
+v=$(fp_field /tmp/fp-stale.log direct)
+if [ "$v" = own ]; then ok failpath-stale-direct; else
+	fail failpath-stale-direct "O_DIRECT reader got '$v' bytes, not its own"; fi
+v=$(fp_field /tmp/fp-stale.log cached)
+if [ "$v" = not-marker ]; then ok failpath-stale-cached; else
+	fail failpath-stale-cached "page-cache reader got '$v'"; fi
+rm -f /tmp/fp-stale.img
+
+# Item 3: the fail path walks what the device rewrote.  Bounded: the rng
+# device goes within 60 s and no CPU stalls.
+dmesg_clear
+hostile_start /tmp/fp-bomb.log indirect-bomb
+if hostile_wait 90; then ok failpath-bomb-ran; else
+	fail failpath-bomb-ran "$(tail -3 /tmp/fp-bomb.log)"; kill -KILL "$H" 2>/dev/null; fi
+v=$(fp_field /tmp/fp-bomb.log rng_gone)
+if [ "$v" = 1 ]; then ok failpath-bomb-bounded; else
+	fail failpath-bomb-bounded "rng device still there 60 s after its peer went"; fi
+check failpath-bomb-no-stall fp_dmesg_lacks 'soft lockup|hard LOCKUP|rcu.*stall|hung_task|blocked for more than'
+
+# Item 4: GET_DEVICE_STATUS answered after the timeout while a second
+# thread of the backend goes on completing the ring under O_DIRECT load.
+# The timeout breaks the device: its I/O must end in errors, and the used
+# ring must never be written by both sides.
+dmesg_clear
+fp_timeout=$(cat /sys/module/virtio_msg_transport/parameters/timeout_ms)
+set_timeout 1000
+fp_img /tmp/fp-late.img 32
+rm -f /tmp/ready
+hostile_start /tmp/fp-late.log late-status --ready-file /tmp/ready /tmp/fp-late.img
+if wait_for 300 test -e /tmp/ready; then
+	ok failpath-late-ready
+	disk=$(ls /sys/block | grep '^vd' | head -1)
+	pids=""
+	for i in 1 2 3; do
+		(
+			end=$(($(date +%s) + 12))
+			while [ "$(date +%s)" -lt "$end" ]; do
+				dd if="/dev/$disk" of=/dev/null bs=4k count=64 \
+					skip=$((i * 1024)) iflag=direct 2>/dev/null
+			done
+		) &
+		pids="$pids $!"
+	done
+	sleep 1
+	# Reads GET_DEVICE_STATUS: times out after 1 s, the answer comes at 1.5 s.
+	cat "/sys/block/$disk/device/status" >/dev/null 2>&1
+	# shellcheck disable=SC2086  # a list of pids
+	check failpath-late-io-ends fp_wait_pids 60 $pids
+	check failpath-late-io-fails \
+		! dd if="/dev/$disk" of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null
+	check failpath-late-one-writer fp_dmesg_lacks 'is not a head|id [0-9]+ out of range|used len'
+	kill -TERM "$H"
+	if hostile_wait 60; then ok failpath-late-remove; else
+		fail failpath-late-remove "REMOVE did not return within 60 s"; kill -KILL "$H" 2>/dev/null; fi
+	check failpath-late-broken-said fp_dmesg_contains 'request timed out; marking it broken'
+else
+	fail failpath-late-ready "$(tail -3 /tmp/fp-late.log)"
+	kill -KILL "$H" 2>/dev/null
+fi
+set_timeout "$fp_timeout"
+rm -f /tmp/fp-late.img
