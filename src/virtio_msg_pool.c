@@ -152,9 +152,13 @@ static dma_addr_t vmsg_pool_map(struct virtio_msg_pool *pool, phys_addr_t phys,
 	for (i = 0; i < DIV_ROUND_UP(size, VMSG_POOL_SLOT_SIZE); i++)
 		pool->orig[slot + i] = phys + i * VMSG_POOL_SLOT_SIZE;
 
-	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) &&
-	    (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL))
-		vmsg_pool_copy(pool, phys, (void *)vaddr, size, true);
+	/*
+	 * In every direction and whatever the attributes, as swiotlb does
+	 * since CVE-2022-0854: the slot still holds what an earlier mapping,
+	 * of any device of the pool, left in it, and a device that writes
+	 * less than it reports must hand back the buffer's own bytes.
+	 */
+	vmsg_pool_copy(pool, phys, (void *)vaddr, size, true);
 	return addr;
 }
 
