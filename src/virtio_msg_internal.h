@@ -224,5 +224,11 @@ void *virtio_msg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr,
 			    size_t len);
 void virtio_msg_pool_setup_vdev(struct virtio_msg_pool *pool,
 				struct virtio_device *vdev);
+void *virtio_msg_pool_mapping(struct virtio_msg_pool *pool, dma_addr_t addr,
+			      size_t len, bool device_writes,
+			      unsigned long *slot);
+unsigned long virtio_msg_pool_nr_slots(struct virtio_msg_pool *pool);
+bool virtio_msg_pool_revoke_range(struct virtio_msg_pool *pool,
+				  dma_addr_t addr, size_t len);
 
 #endif /* _VIRTIO_MSG_INTERNAL_H */
