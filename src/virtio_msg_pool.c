@@ -865,25 +865,6 @@ void virtio_msg_pool_get_stats(struct virtio_msg_pool *pool,
 }
 
 /**
- * virtio_msg_pool_vaddr - kernel address of a bus address range
- * @pool: the pool, or NULL
- * @addr: bus address, untrusted
- * @len: length of the range
- *
- * With the kernel's restricted-dma-pool ops too: their bounce slots are in
- * the region, mapped here as well, and bus addresses are its physical ones.
- *
- * Return: the address, or NULL unless the range lies inside the pool.
- */
-void *virtio_msg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr,
-			    size_t len)
-{
-	if (!pool || !vmsg_pool_contains(pool, addr, len))
-		return NULL;
-	return vmsg_pool_vaddr(pool, addr);
-}
-
-/**
  * virtio_msg_pool_mapping - a streaming mapping the kernel made, looked up
  * @pool: the pool
  * @addr: bus address, untrusted (read from a ring the device can write)
