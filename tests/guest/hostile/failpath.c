@@ -65,7 +65,7 @@ static void fp_find_disk(char *path, size_t len, unsigned int ms)
 		while (d && (de = readdir(d))) {
 			if (strncmp(de->d_name, "vd", 2))
 				continue;
-			snprintf(path, len, "/dev/%s", de->d_name);
+			snprintf(path, len, "/dev/%.32s", de->d_name);
 			closedir(d);
 			if (!access(path, R_OK | W_OK))
 				return;
