@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,14 +295,16 @@ HOSTILE_SCENARIO(indirect_bomb, "indirect-bomb",
 
 struct late {
 	unsigned int delay_ms;
+	const char *arm;	/* delay only once this file exists */
 	bool late_done;		/* one late answer is enough */
 	bool stop;
 	unsigned long completer_rounds;
 };
 
 /*
- * GET_DEVICE_STATUS once the driver runs (sysfs "status" reads it): answer
- * it late, and meanwhile let the completer thread go on serving the ring.
+ * GET_DEVICE_STATUS once the load runs (sysfs "status" reads it; the
+ * shell creates the arm file first, probe reads it too): answer it late,
+ * and meanwhile let the completer thread go on serving the ring.
  */
 static enum hostile_verdict late_hook(struct hostile *h, struct vmsg_msg *m)
 {
@@ -312,7 +315,8 @@ static enum hostile_verdict late_hook(struct hostile *h, struct vmsg_msg *m)
 	    l->late_done)
 		return HOSTILE_ANSWER;
 	dev = backend_find_device(&h->be, m->dev_num);
-	if (!dev || !(vmsg_dev_status(dev) & 4 /* DRIVER_OK */))
+	if (!dev || !(vmsg_dev_status(dev) & 4 /* DRIVER_OK */) ||
+	    (l->arm && access(l->arm, F_OK)))
 		return HOSTILE_ANSWER;
 	l->late_done = true;
 	pthread_mutex_unlock(&h->lock);
@@ -337,7 +341,8 @@ static void *late_completer(void *arg)
 		backend_run_deferred(&h->be);
 		l->completer_rounds++;
 		pthread_mutex_unlock(&h->lock);
-		fp_sleep_ms(1);
+		/* As often as it can: the race is with the transport's writes. */
+		sched_yield();
 	}
 	return NULL;
 }
@@ -347,6 +352,7 @@ static int late_status(struct hostile *h, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "delay-ms", required_argument, NULL, 'd' },
 		{ "ready-file", required_argument, NULL, 'R' },
+		{ "arm-file", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct late l = { .delay_ms = 1500 };
@@ -362,6 +368,9 @@ static int late_status(struct hostile *h, int argc, char **argv)
 			break;
 		case 'R':
 			ready = optarg;
+			break;
+		case 'a':
+			l.arm = optarg;
 			break;
 		default:
 			return 2;
@@ -397,5 +406,5 @@ static int late_status(struct hostile *h, int argc, char **argv)
 }
 
 HOSTILE_SCENARIO(late_status, "late-status",
-		 "[--delay-ms N] [--ready-file F] PATH: blk whose GET_DEVICE_STATUS comes late while its ring is served",
+		 "[--delay-ms N] [--ready-file F] [--arm-file F] PATH: blk, GET_DEVICE_STATUS late once F exists",
 		 late_status)

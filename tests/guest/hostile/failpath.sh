@@ -61,8 +61,9 @@ dmesg_clear
 fp_timeout=$(cat /sys/module/virtio_msg_transport/parameters/timeout_ms)
 set_timeout 1000
 fp_img /tmp/fp-late.img 32
-rm -f /tmp/ready
-hostile_start /tmp/fp-late.log late-status --ready-file /tmp/ready /tmp/fp-late.img
+rm -f /tmp/ready /tmp/fp-late-arm
+hostile_start /tmp/fp-late.log late-status --ready-file /tmp/ready \
+	--arm-file /tmp/fp-late-arm /tmp/fp-late.img
 if wait_for 300 test -e /tmp/ready; then
 	ok failpath-late-ready
 	disk=$(ls /sys/block | grep '^vd' | head -1)
@@ -79,6 +80,7 @@ if wait_for 300 test -e /tmp/ready; then
 	done
 	sleep 1
 	# Reads GET_DEVICE_STATUS: times out after 1 s, the answer comes at 1.5 s.
+	: >/tmp/fp-late-arm
 	cat "/sys/block/$disk/device/status" >/dev/null 2>&1
 	# shellcheck disable=SC2086  # a list of pids
 	check failpath-late-io-ends fp_wait_pids 60 $pids
@@ -94,4 +96,4 @@ else
 	kill -KILL "$H" 2>/dev/null
 fi
 set_timeout "$fp_timeout"
-rm -f /tmp/fp-late.img
+rm -f /tmp/fp-late.img /tmp/fp-late-arm
