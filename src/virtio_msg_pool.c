@@ -808,7 +808,10 @@ static void __vmsg_pool_destroy(struct virtio_msg_pool *pool, bool keep_memory)
 	}
 	kvfree(pool->slots);
 	bitmap_free(pool->revoked);
-	/* Each process mapping it holds a reference (vm_insert_page()). */
+	/*
+	 * A run-time pool's mappings hold a reference (vm_insert_page());
+	 * a region's went with the files, which hold the bus driver.
+	 */
 	if (pool->scratch)
 		__free_page(pool->scratch);
 	if (pool->gen)
