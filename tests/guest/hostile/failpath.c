@@ -196,11 +196,10 @@ HOSTILE_SCENARIO(stale_read, "stale-read",
 /* ---- indirect-bomb --------------------------------------------------- */
 
 #define BOMB_ENTRIES	65536u
-#define BOMB_BUF_LEN	(1u << 20)
 
 static int indirect_bomb(struct hostile *h, int argc, char **argv)
 {
-	uint64_t table_addr, buf_addr, start;
+	uint64_t table_addr, buf_addr, buf_len, start;
 	struct vring_desc *table, *desc;
 	struct vring_avail *avail;
 	struct vmsg_vq *vq = NULL;
@@ -245,17 +244,19 @@ static int indirect_bomb(struct hostile *h, int argc, char **argv)
 
 	/*
 	 * In the upper half of the pool, which one rng device leaves alone:
-	 * a table of 65536 entries, each naming the same 1 MiB as
-	 * device-writable.  Poisoned as the table says, that is 64 GiB.
+	 * a table of 65536 entries, each naming the same quarter of the pool
+	 * as device-writable.  Poisoned as the table says, that is 256 GiB
+	 * of a 16 MiB pool: minutes with interrupts off.
 	 */
 	table_addr = h->info.bus_addr_base + pool / 2;
 	buf_addr = h->info.bus_addr_base + pool / 4 * 3;
+	buf_len = pool / 4 < (64u << 20) ? pool / 4 : (64u << 20);
 	table = hostile_ptr(h, table_addr, BOMB_ENTRIES * sizeof(*table));
-	if (!table || !hostile_ptr(h, buf_addr, BOMB_BUF_LEN))
+	if (!table || !hostile_ptr(h, buf_addr, buf_len))
 		hostile_die("pool layout");
 	for (i = 0; i < BOMB_ENTRIES; i++) {
 		table[i].addr = htole64(buf_addr);
-		table[i].len = htole32(BOMB_BUF_LEN);
+		table[i].len = htole32(buf_len);
 		table[i].flags = htole16(VRING_DESC_F_WRITE |
 					 (i + 1 < BOMB_ENTRIES ? VRING_DESC_F_NEXT : 0));
 		table[i].next = htole16(i + 1);
