@@ -69,7 +69,10 @@ hostile_start /tmp/fp-late.log late-status --ready-file /tmp/ready \
 	--arm-file /tmp/fp-late-arm /tmp/fp-late.img
 if wait_for 300 test -e /tmp/ready; then
 	ok failpath-late-ready
-	disk=$(ls /sys/block | grep '^vd' | head -1)
+	disk=""
+	for d in /sys/block/vd*; do
+		[ -e "$d" ] && disk=${d##*/} && break
+	done
 	pids=""
 	for i in 1 2 3; do
 		(
