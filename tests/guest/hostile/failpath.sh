@@ -3,6 +3,7 @@
 #
 # The fail path and the bounce buffers against a device that lies or dies
 # (issue 17, items 3, 4 and 5): scenarios of tests/guest/hostile/failpath.c.
+# Variables carry the group's prefix fp_ (busybox sh has one namespace).
 
 fp_img() { # path MiB
 	dd if=/dev/zero of="$1" bs=1M count="$2" 2>/dev/null
@@ -11,11 +12,11 @@ fp_field() { # log key
 	sed -n "s/^$2=\([^ ]*\).*/\1/p" "$1" | tail -1
 }
 fp_wait_pids() { # seconds pids...: all gone within the time
-	n=$(($1 * 10)); shift
-	for p in "$@"; do
-		while kill -0 "$p" 2>/dev/null; do
-			n=$((n - 1))
-			[ "$n" -gt 0 ] || return 1
+	fp_n=$(($1 * 10)); shift
+	for fp_p in "$@"; do
+		while kill -0 "$fp_p" 2>/dev/null; do
+			fp_n=$((fp_n - 1))
+			[ "$fp_n" -gt 0 ] || return 1
 			sleep 0.1
 		done
 	done
@@ -35,14 +36,14 @@ fp_dmesg_contains() { # pattern
 # marker (page cache, whose fresh pages hold anything).
 fp_img /tmp/fp-stale.img 8
 vmsg-hostile stale-read /tmp/fp-stale.img >/tmp/fp-stale.log 2>&1
-rc=$?
-check failpath-stale-ran [ "$rc" -eq 0 ]
-v=$(fp_field /tmp/fp-stale.log direct)
-if [ "$v" = own ]; then ok failpath-stale-direct; else
-	fail failpath-stale-direct "O_DIRECT reader got '$v' bytes, not its own"; fi
-v=$(fp_field /tmp/fp-stale.log cached)
-if [ "$v" = not-marker ]; then ok failpath-stale-cached; else
-	fail failpath-stale-cached "page-cache reader got '$v'"; fi
+fp_rc=$?
+check failpath-stale-ran [ "$fp_rc" -eq 0 ]
+fp_v=$(fp_field /tmp/fp-stale.log direct)
+if [ "$fp_v" = own ]; then ok failpath-stale-direct; else
+	fail failpath-stale-direct "O_DIRECT reader got '$fp_v' bytes, not its own"; fi
+fp_v=$(fp_field /tmp/fp-stale.log cached)
+if [ "$fp_v" = not-marker ]; then ok failpath-stale-cached; else
+	fail failpath-stale-cached "page-cache reader got '$fp_v'"; fi
 rm -f /tmp/fp-stale.img
 
 # Item 3: the fail path walks what the device rewrote.  Bounded: the rng
@@ -51,8 +52,8 @@ dmesg_clear
 hostile_start /tmp/fp-bomb.log indirect-bomb
 if hostile_wait 90; then ok failpath-bomb-ran; else
 	fail failpath-bomb-ran "$(tail -3 /tmp/fp-bomb.log)"; kill -KILL "$H" 2>/dev/null; fi
-v=$(fp_field /tmp/fp-bomb.log rng_gone)
-if [ "$v" = 1 ]; then ok failpath-bomb-bounded; else
+fp_v=$(fp_field /tmp/fp-bomb.log rng_gone)
+if [ "$fp_v" = 1 ]; then ok failpath-bomb-bounded; else
 	fail failpath-bomb-bounded "rng device still there 60 s after its peer went"; fi
 check failpath-bomb-no-stall fp_dmesg_lacks 'soft lockup|hard LOCKUP|rcu.*stall|hung_task|blocked for more than'
 
@@ -69,29 +70,29 @@ hostile_start /tmp/fp-late.log late-status --ready-file /tmp/ready \
 	--arm-file /tmp/fp-late-arm /tmp/fp-late.img
 if wait_for 300 test -e /tmp/ready; then
 	ok failpath-late-ready
-	disk=""
-	for d in /sys/block/vd*; do
-		[ -e "$d" ] && disk=${d##*/} && break
+	fp_disk=""
+	for fp_d in /sys/block/vd*; do
+		[ -e "$fp_d" ] && fp_disk=${fp_d##*/} && break
 	done
-	pids=""
-	for i in 1 2 3; do
+	fp_pids=""
+	for fp_i in 1 2 3; do
 		(
-			end=$(($(date +%s) + 12))
-			while [ "$(date +%s)" -lt "$end" ]; do
-				dd if="/dev/$disk" of=/dev/null bs=4k count=64 \
-					skip=$((i * 1024)) iflag=direct 2>/dev/null
+			fp_end=$(($(date +%s) + 12))
+			while [ "$(date +%s)" -lt "$fp_end" ]; do
+				dd if="/dev/$fp_disk" of=/dev/null bs=4k count=64 \
+					skip=$((fp_i * 1024)) iflag=direct 2>/dev/null
 			done
 		) &
-		pids="$pids $!"
+		fp_pids="$fp_pids $!"
 	done
 	sleep 1
 	# Reads GET_DEVICE_STATUS: times out after 1 s, the answer comes at 1.5 s.
 	: >/tmp/fp-late-arm
-	cat "/sys/block/$disk/device/status" >/dev/null 2>&1
+	cat "/sys/block/$fp_disk/device/status" >/dev/null 2>&1
 	# shellcheck disable=SC2086  # a list of pids
-	check failpath-late-io-ends fp_wait_pids 60 $pids
+	check failpath-late-io-ends fp_wait_pids 60 $fp_pids
 	# An error, or nothing: the broken device's capacity may read as 0.
-	check failpath-late-io-fails fp_read_fails "/dev/$disk"
+	check failpath-late-io-fails fp_read_fails "/dev/$fp_disk"
 	check failpath-late-one-writer fp_dmesg_lacks 'is not a head|id [0-9]+ out of range|used len'
 	kill -TERM "$H"
 	if hostile_wait 60; then ok failpath-late-remove; else
