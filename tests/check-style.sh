@@ -94,6 +94,7 @@ cd "$VMSG_REPO"
 mapfile -t files < <({
 	find src compat include -name '*.[ch]' -not -path 'compat/generated/*' -type f
 	find tests/guest tests/bench -maxdepth 1 -name '*.c' -type f
+	find tests/guest/hostile -name '*.[ch]' -type f
 	echo tests/ffa/vmsg_ffa_fake.c
 	# tools/: what git tracks (not scratch files); all of it outside git.
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -35,7 +35,9 @@
 #       runtime  OVERLAY=none    SUITE_POOL=runtime
 #     and the last arm64 boot kernel once more with the pool described by
 #     node name only (tests/dts/vmsglb-rfc.dtso, SUITE_POOL=dt, kind
-#     dt-name).  An amd64 kernel (qemu-system-x86_64, no device tree) runs
+#     dt-name), and once with tests/guest/hostile-suite.sh on four CPUs
+#     (kind hostile: vmsg-hostile's racing, ring-forging, late and dying
+#     backends, tests/guest/hostile/).  An amd64 kernel (qemu-system-x86_64, no device tree) runs
 #     the suite once, runtime only.
 #     Every "ok NAME" / "FAIL NAME: why" / "skip NAME: why" line of the suite
 #     becomes the check <ver>/<kind>/NAME, plus boot-<ver>-<kind>-dmesg-clean
@@ -57,6 +59,8 @@
 #       failnth-ffa  the same for the FF-A driver's load, which probes a
 #                fake partition: version, pool, area share, bus
 #       ffa      tests/guest/ffa-suite.sh with the fake partitions
+#       hostile  tests/guest/hostile-suite.sh on four CPUs, its racing
+#                scenarios run longer (HOSTILE_SECONDS): the stress boot
 #     each ending in a kmemleak scan (kmemleak-ours: none of our objects
 #     leaked) and kmsg-clean.  Checks debug/<kind>/NAME and
 #     debug/boot-<kind>-dmesg-clean (any KASAN, UBSAN, KFENCE, lockdep,
@@ -93,7 +97,7 @@
 #                 with KERNELS=all every FF-A kernel)
 #   DEBUG_KERNEL  version of the debug kernel (default 7.3.4)
 #   DEBUG_KINDS   boots of the debug stage (default "runtime dt failnth
-#                 failnth-ffa ffa")
+#                 failnth-ffa ffa hostile")
 #   DEBUG_BOOT_TIMEOUT  per debug-kernel boot (default 600 s; the debug
 #                 kernel runs 2-4x slower than Debian's)
 #   CHECK_LOGDIR  log directory (default tests/logs/check-<date>)
@@ -539,19 +543,27 @@ boot_kinds() {
 	done
 	# The newest arm64 boot kernel also finds its pool by node name only,
 	# as device trees made for the RFC series describe it.
-	if [[ "$tag" == "$last" ]]; then echo "dt runtime dt-name"; else echo "dt runtime"; fi
+	# It also runs the hostile-backend suite, on four CPUs: the races
+	# of tests/guest/hostile/ need a hostile side on other CPUs.
+	if [[ "$tag" == "$last" ]]; then echo "dt runtime dt-name hostile"; else echo "dt runtime"; fi
 }
 
 boot_kernel() {
-	local v="$1" res="$2" kind overlay pool blog rc name left timeout kinds arch progs
+	local v="$1" res="$2" kind overlay pool blog rc name left timeout kinds arch progs suite smp append extra_mods
 	kinds="$(boot_kinds "$v")"
 	arch="$(tag_arch "$v")"
 	progs="$(progs_dir "$arch")"
 	for kind in $kinds; do
 		name="boot-$v-$kind-dmesg-clean"
+		suite="$SUITE" smp=2 append="" extra_mods=""
 		case "$kind" in
 		dt) overlay=vmsglb pool=dt ;;
 		dt-name) overlay="$TESTS_DIR/dts/vmsglb-rfc.dtso" pool=dt ;;
+		# Slab poisoning: a use-after-free in a race then oopses here
+		# too, not only on the debug kernel.
+		# virtio_net: the ring resize of tests/guest/hostile/removal.sh.
+		hostile) overlay=none pool=runtime suite="$TESTS_DIR/guest/hostile-suite.sh" smp=4
+			append="slab_debug=FZPU" extra_mods=virtio_net ;;
 		*) overlay=none pool=runtime ;;
 		esac
 		if grep -q "^SKIP build-$v:" "$RESULTS"; then
@@ -563,7 +575,7 @@ boot_kernel() {
 			continue
 		fi
 		if [[ ! -x "$progs/virtio-msg-backend" || ! -x "$progs/vmsg-test" ||
-		      ! -x "$progs/vmsg-peer" ]]; then
+		      ! -x "$progs/vmsg-peer" || ! -x "$progs/vmsg-hostile" ]]; then
 			record "$res" FAIL "$name" "not booted: $arch programs missing (build-tools-$arch / build-vmsg-test-$arch)"
 			continue
 		fi
@@ -578,9 +590,10 @@ boot_kernel() {
 		mkdir -p "$blog"
 		say "boot $v/$kind (OVERLAY=$overlay SUITE_POOL=$pool, timeout ${timeout}s)"
 		rc=0
-		"$TESTS_DIR/vm-run" KERNEL="$(tag_ver "$v")" ARCH="$arch" OVERLAY="$overlay" BUILD=0 \
-			MODDIR="$WORK/ko/$v" PROGS="$progs" LOGDIR="$blog" TIMEOUT="$timeout" \
-			ENV="SUITE_POOL=$pool" ENV="SUITE_KERNEL=$v" "$SUITE" \
+		VMSG_INITRAMFS_EXTRA_MODULES="$extra_mods" \
+			"$TESTS_DIR/vm-run" KERNEL="$(tag_ver "$v")" ARCH="$arch" OVERLAY="$overlay" BUILD=0 \
+			MODDIR="$WORK/ko/$v" PROGS="$progs" LOGDIR="$blog" TIMEOUT="$timeout" SMP="$smp" APPEND="$append" \
+			FILES="$TESTS_DIR/guest" ENV="SUITE_POOL=$pool" ENV="SUITE_KERNEL=$v" "$suite" \
 			>"$blog.out" 2>"$blog.err" </dev/null || rc=$?
 		say "boot $v/$kind: vm-run status $rc ($(grep -o 'boot=[0-9.]*s' "$blog.err" | tail -1))"
 		[[ "$rc" == 77 ]] || parse_suite "$res" "$v/$kind" "$blog.out" "$rc"
@@ -661,12 +674,13 @@ fi
 #   failnth  tests/guest/failnth-suite.sh: fault injection of the module
 #            loads and of ADD (its "figure" lines are echoed)
 #   ffa      tests/guest/ffa-suite.sh (fake partitions)
+#   hostile  tests/guest/hostile-suite.sh, -smp 4, racing scenarios longer
 # each ending in the kmemleak scan (kmemleak-ours) and kmsg-clean.  Checks
 # debug/<kind>/NAME and debug/boot-<kind>-dmesg-clean (any KASAN, UBSAN,
 # lockdep, KFENCE, DMA-API, ODEBUG or kmemleak report fails it).
 DEBUG_KERNEL="${DEBUG_KERNEL:-7.3.4}"
 DEBUG_BOOT_TIMEOUT="${DEBUG_BOOT_TIMEOUT:-600}"
-DEBUG_KINDS="${DEBUG_KINDS:-runtime dt failnth failnth-ffa ffa}"
+DEBUG_KINDS="${DEBUG_KINDS:-runtime dt failnth failnth-ffa ffa hostile}"
 
 # Modules (with the fake FF-A partitions) and guest programs for the debug
 # kernel, in $WORK/debug; FAIL lines for what does not build.
@@ -718,7 +732,7 @@ debug_boot() {
 	local res="$1" kind="$2" name="debug/boot-$2-dmesg-clean" blog="$LOGDIR/debug/boot-$2" left timeout rc=0
 	# slab_debug=U: no per-CPU sheaves, whose stale object pointers hide
 	# leaks from kmemleak (tests/debugkernel/README.md).
-	local append="slab_debug=U"
+	local append="slab_debug=U" extra_mods=""
 	local -a args=(KERNEL="$DEBUG_KERNEL-debug" BUILD=0 MODDIR="$WORK/debug/ko" PROGS="$WORK/debug/progs"
 		FILES="$TESTS_DIR/guest" LOGDIR="$blog" ENV="SUITE_KERNEL=$DEBUG_KERNEL-debug")
 	case "$kind" in
@@ -734,6 +748,10 @@ debug_boot() {
 	# Its own boot: the FF-A probe has ~120 failure points, ~2.5 min.
 	failnth-ffa) args+=(OVERLAY=none ENV=DK_SUITE=failnth-suite.sh ENV=FAILNTH_CLASSES=load-ffa) ;;
 	ffa) args+=(OVERLAY=none ENV=DK_SUITE=ffa-suite.sh) ;;
+	# The racing scenarios under KASAN and lockdep, on four CPUs.
+	hostile)
+		args+=(OVERLAY=none SMP=4 ENV=DK_SUITE=hostile-suite.sh ENV=HOSTILE_SECONDS="${DEBUG_HOSTILE_SECONDS:-20}")
+		extra_mods=virtio_net ;;
 	*) record "$res" FAIL "$name" "unknown kind $kind (DEBUG_KINDS)"; return ;;
 	esac
 	left="$(budget_left)"
@@ -745,7 +763,8 @@ debug_boot() {
 	((left >= timeout)) || timeout="$left"
 	mkdir -p "$blog"
 	say "debug $kind (timeout ${timeout}s)"
-	"$TESTS_DIR/vm-run" "${args[@]}" APPEND="$append" TIMEOUT="$timeout" "$TESTS_DIR/debugkernel/guest-kmemleak.sh" \
+	VMSG_INITRAMFS_EXTRA_MODULES="$extra_mods" \
+		"$TESTS_DIR/vm-run" "${args[@]}" APPEND="$append" TIMEOUT="$timeout" "$TESTS_DIR/debugkernel/guest-kmemleak.sh" \
 		>"$blog.out" 2>"$blog.err" </dev/null || rc=$?
 	say "debug $kind: vm-run status $rc ($(grep -o 'boot=[0-9.]*s' "$blog.err" | tail -1))"
 	grep '^figure ' "$blog.out" | sed 's/^/  /' || true

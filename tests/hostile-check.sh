@@ -8,8 +8,8 @@
 #   tests/hostile-check.sh                       7.3.4, -smp 4, every group
 #   KERNEL=7.3.4-debug tests/hostile-check.sh    the debug kernel (KASAN,
 #                                                lockdep; built if missing)
-#   GROUPS="callbacks removal" SECONDS_EACH=20   some groups; how long the
-#                                                racing scenarios run each
+#   HOSTILE_GROUPS="callbacks removal"           some groups only, and how
+#   SECONDS_EACH=20                              long racing scenarios run
 #   SMP=2 APPEND="slab_debug=FZPU" TIMEOUT=900   machine and kernel options
 #
 # Prints the suite's lines and "N passed, N failed"; exits 0 iff nothing
@@ -22,7 +22,7 @@ source "$REPO/tests/lib/build.sh"
 
 KERNEL="${KERNEL:-7.3.4}"
 SMP="${SMP:-4}"
-GROUPS_="${GROUPS:-}"
+GROUPS_="${HOSTILE_GROUPS:-}"
 LOGDIR="${LOGDIR:-$REPO/tests/logs}"
 WORK="$(mktemp -d /tmp/hostile-check.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
@@ -48,7 +48,9 @@ env_args=(ENV="SUITE_KERNEL=$KERNEL" ENV="SUITE_SMP=$SMP")
 [[ -n "$GROUPS_" ]] && env_args+=(ENV="HOSTILE_GROUPS=$GROUPS_")
 [[ -n "${SECONDS_EACH:-}" ]] && env_args+=(ENV="HOSTILE_SECONDS=$SECONDS_EACH")
 rc=0
-"$REPO/tests/vm-run" KERNEL="$KERNEL" SMP="$SMP" BUILD=0 MODDIR="$WORK/ko" PROGS="$WORK/progs" \
+# virtio_net: the ring resize scenario (tests/guest/hostile/removal.sh).
+VMSG_INITRAMFS_EXTRA_MODULES="${VMSG_INITRAMFS_EXTRA_MODULES:-virtio_net}" \
+	"$REPO/tests/vm-run" KERNEL="$KERNEL" SMP="$SMP" BUILD=0 MODDIR="$WORK/ko" PROGS="$WORK/progs" \
 	FILES="$REPO/tests/guest" LOGDIR="$LOGDIR" TIMEOUT="${TIMEOUT:-900}" APPEND="${APPEND:-}" \
 	"${env_args[@]}" "$REPO/tests/guest/hostile-suite.sh" >"$out" 2>&1 || rc=$?
 grep -E '^(ok|FAIL|skip|hostile:) ' "$out"

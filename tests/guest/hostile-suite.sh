@@ -7,6 +7,8 @@
 # here in name order, so that groups are added without touching this file.
 # Each prints "ok NAME" / "FAIL NAME: why" / "skip NAME: why" through
 # lib.sh's helpers; a group must leave the loopback bus empty and loaded.
+# busybox sh has one namespace: lib.sh's helpers use n and name, so a
+# group prefixes its own variables (its name, e.g. cb_).
 #
 # Environment: SUITE_KERNEL=<version> (messages), HOSTILE_GROUPS="a b"
 # (only these groups; default all), HOSTILE_SECONDS (how long the racing
@@ -29,10 +31,10 @@ hostile_start() {
 	H=$!
 }
 hostile_wait() { # seconds: wait for $H, FAIL-worthy if it is still running
-	n=$(($1 * 10))
+	hw_n=$(($1 * 10))
 	while kill -0 "$H" 2>/dev/null; do
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || return 1
+		hw_n=$((hw_n - 1))
+		[ "$hw_n" -gt 0 ] || return 1
 		sleep 0.1
 	done
 	wait "$H"
@@ -43,16 +45,16 @@ check hostile-modprobe modprobe virtio_msg_loopback
 modprobe virtio_rng
 modprobe virtio_blk
 
-for g in /test/hostile/*.sh; do
-	[ -e "$g" ] || continue
-	name=$(basename "$g" .sh)
+for hs_file in /test/hostile/*.sh; do
+	[ -e "$hs_file" ] || continue
+	hs_group=$(basename "$hs_file" .sh)
 	if [ -n "${HOSTILE_GROUPS:-}" ]; then
-		case " $HOSTILE_GROUPS " in *" $name "*) ;; *) continue ;; esac
+		case " $HOSTILE_GROUPS " in *" $hs_group "*) ;; *) continue ;; esac
 	fi
-	echo "hostile: group $name"
+	echo "hostile: group $hs_group"
 	# shellcheck disable=SC1090
-	. "$g"
-	check "$name-bus-left-empty" bus_empty
+	. "$hs_file"
+	check "$hs_group-bus-left-empty" bus_empty
 done
 
 check hostile-unload-loopback rmmod virtio_msg_loopback

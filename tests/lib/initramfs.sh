@@ -23,6 +23,8 @@
 #       for amd64 the virtio drivers, virtio_rng and virtio_blk
 #       (VMSG_INITRAMFS_MODULES_AMD64: the amd64 kernels' block and
 #       hw_random directories pull in dozens of unrelated drivers).
+#   VMSG_INITRAMFS_EXTRA_MODULES  more of them, added to either list
+#       (the hostile suite's virtio_net)
 #   VMSG_INITRAMFS_COMPRESS  none|gzip|zstd (default gzip: every Debian
 #       kernel has RD_GZIP=y).
 #
@@ -231,6 +233,7 @@ vmsg_initramfs_build() {
 	local bb sel key base stage
 	bb="$(vmsg_busybox)" || return 1
 	sel="${VMSG_INITRAMFS_MODULES:-$(vmsg_initramfs_default_modules)}"
+	[[ -z "${VMSG_INITRAMFS_EXTRA_MODULES:-}" ]] || sel+=" $VMSG_INITRAMFS_EXTRA_MODULES"
 	key="$(printf '%s' "$sel" | md5sum | cut -c1-12)"
 	base="$VMSG_KDIR/initramfs-mods-$key"
 	vmsg_with_lock "modbase-$(basename "$VMSG_KDIR")" _vmsg_modbase_locked "$sel" "$base" || return 1

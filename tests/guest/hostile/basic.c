@@ -78,8 +78,11 @@ static int serve(struct hostile *h, int argc, char **argv)
 			ret = 1;
 		}
 	}
-	if (ready && (!(f = fopen(ready, "w")) || fclose(f)))
-		hostile_die("%s", ready);
+	if (ready) {
+		f = fopen(ready, "w");
+		if (!f || fclose(f))
+			hostile_die("%s", ready);
+	}
 	if (!ret)
 		sigwait(&term, &sig);
 	for (i = 0; i < n; i++) {

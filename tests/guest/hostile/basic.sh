@@ -5,20 +5,23 @@
 # messages and with eventfds.  If these fail, the tool is at fault, not
 # the kernel, and the other groups say nothing.
 
-t_basic() { # name options...
-	n=$1; shift
+# The calls counter says which data path served the reads.
+basic_calls() { grep -q "calls=$1" /tmp/basic.log; }
+t_basic() { # name calls-pattern options...
+	basic_n=$1 basic_calls=$2; shift 2
 	rm -f /tmp/ready
 	hostile_start /tmp/basic.log serve --ready-file /tmp/ready "$@"
 	if ! wait_for 300 test -e /tmp/ready; then
-		fail "$n-ready" "$(tail -3 /tmp/basic.log)"
+		fail "$basic_n-ready" "$(tail -3 /tmp/basic.log)"
 		kill -KILL "$H" 2>/dev/null
 		return
 	fi
-	ok "$n-ready"
-	check "$n-rng-read" rng_read 16
+	ok "$basic_n-ready"
+	check "$basic_n-rng-read" rng_read 16
 	kill -TERM "$H"
-	check "$n-exit" hostile_wait 60
-	check "$n-pool-returned" bus_empty
+	check "$basic_n-exit" hostile_wait 60
+	check "$basic_n-data-path" basic_calls "$basic_calls"
+	check "$basic_n-pool-returned" bus_empty
 }
-t_basic basic-msg --rng 1
-t_basic basic-eventfd --eventfd --rng 1
+t_basic basic-msg '0$' --rng 1
+t_basic basic-eventfd '[1-9]' --eventfd --rng 1

@@ -97,8 +97,7 @@ int hostile_bind(struct hostile *h, uint16_t dev_num, unsigned int index, bool c
 {
 	struct virtio_msg_lb_vring_fd b = { .dev_num = dev_num, .index = index, .fd = fd };
 
-	if (h->lb < 0)
-		return EBADF;
+	/* A closed node is -1: ioctl() says EBADF. */
 	return ioctl(h->lb, call ? VIRTIO_MSG_LB_IOC_SET_VRING_CALL :
 			   VIRTIO_MSG_LB_IOC_SET_VRING_KICK, &b) ? errno : 0;
 }
@@ -286,8 +285,6 @@ static int lb_ioctl(struct hostile *h, unsigned long req, uint16_t dev_num)
 {
 	struct virtio_msg_lb_dev d = { .dev_num = dev_num };
 
-	if (h->lb < 0)
-		return EBADF;
 	return ioctl(h->lb, req, &d) ? errno : 0;
 }
 

@@ -23,7 +23,7 @@ void hostile_register(struct hostile_scenario *s)
 	*p = s;
 }
 
-static void usage(FILE *f)
+static void print_help(FILE *f)
 {
 	const struct hostile_scenario *s;
 
@@ -48,17 +48,17 @@ int main(int argc, char **argv)
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
+			print_help(stdout);
 			return 0;
 		} else if (!strcmp(argv[i], "-v")) {
 			vmsg_verbose++;
 		} else {
-			usage(stderr);
+			print_help(stderr);
 			return 2;
 		}
 	}
 	if (i == argc) {
-		usage(stderr);
+		print_help(stderr);
 		return 2;
 	}
 	for (s = scenarios; s; s = s->next)
