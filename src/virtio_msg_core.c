@@ -216,7 +216,7 @@ static struct virtio_msg_device *vmsg_device_alloc(struct virtio_msg_bus *bus,
 	vmdev->bus = bus;
 	vmdev->dev_num = dev_num;
 	mutex_init(&vmdev->xfer_lock);
-	INIT_WORK(&vmdev->fail_work, vmsg_fail_work);
+	vmsg_fail_init(vmdev);
 	INIT_DELAYED_WORK(&vmdev->unbind_wd.work, vmsg_unbind_watchdog);
 	vmdev->canon_size = bus->max_msg_size + VIRTIO_MSG_CANON_EXTRA;
 	vmdev->req = kzalloc(vmdev->canon_size, GFP_KERNEL);

@@ -97,6 +97,8 @@ struct virtio_msg_vq_track {
 	 * kick takes @lock.
 	 */
 	spinlock_t irq_lock;
+	/* Fail path (virtio_msg_inflight.c), under the device's fail_lock */
+	bool revoked;		/* rings taken from user space */
 };
 
 struct virtio_msg_pending {
@@ -160,6 +162,12 @@ struct virtio_msg_device {
 	/* Broken device whose buffers the transport fails itself */
 	bool failing;
 	struct work_struct fail_work;
+	/*
+	 * Fail path (virtio_msg_inflight.c): held by the fail work while it
+	 * walks a queue without the bus's lookup_lock; vmsg_track_free()
+	 * takes it, so the queue is not freed under the walk.
+	 */
+	struct mutex fail_lock;
 
 	bool broken;
 	struct vmsg_unbind_watchdog unbind_wd;
@@ -216,7 +224,7 @@ int vmsg_track_alloc(struct virtio_msg_device *vmdev, unsigned int index,
 		     unsigned int num);
 void vmsg_track_update(struct virtio_msg_device *vmdev, struct virtqueue *vq);
 void vmsg_track_free(struct virtio_msg_device *vmdev, unsigned int index);
-void vmsg_fail_work(struct work_struct *work);
+void vmsg_fail_init(struct virtio_msg_device *vmdev);
 
 /* virtio_msg_vring_fd.c: kick and call eventfds */
 bool vmsg_vring_fd_kick(struct virtio_msg_device *vmdev, unsigned int index);
@@ -241,9 +249,13 @@ void virtio_msg_pool_get_stats(struct virtio_msg_pool *pool,
 			       struct virtio_msg_pool_stats *stats);
 int virtio_msg_pool_attach(struct virtio_msg_pool *pool, struct device *dma_dev);
 void virtio_msg_pool_detach(struct virtio_msg_pool *pool);
-void *virtio_msg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr,
-			    size_t len);
 void virtio_msg_pool_setup_vdev(struct virtio_msg_pool *pool,
 				struct virtio_device *vdev);
+void *virtio_msg_pool_mapping(struct virtio_msg_pool *pool, dma_addr_t addr,
+			      size_t len, bool device_writes,
+			      unsigned long *slot);
+unsigned long virtio_msg_pool_nr_slots(struct virtio_msg_pool *pool);
+bool virtio_msg_pool_revoke_range(struct virtio_msg_pool *pool,
+				  dma_addr_t addr, size_t len);
 
 #endif /* _VIRTIO_MSG_INTERNAL_H */

@@ -57,13 +57,39 @@ struct virtio_msg_pool {
 	struct gen_pool *gen;
 	atomic_long_t in_use_max;	/* high-water mark, for debugfs */
 	atomic64_t bounced;		/* bytes copied, for debugfs */
-	/* Per slot: the CPU buffer a streaming mapping bounces for. */
-	phys_addr_t *orig;
+	struct vmsg_pool_slot *slots;
 	/* Bus addresses chosen by the bus driver (virtio_msg_pool_create_at) */
 	bool fixed_base;
 	/* Owns every user-space mapping of the pool (virtio_msg_pool_open) */
 	struct inode *inode;
+
+	/*
+	 * User mappings are filled in by faults, under map_lock, so that
+	 * taking memory back cannot miss a mapping being created, and so
+	 * that pages can be taken back one range at a time.
+	 */
+	struct mutex map_lock;
+	unsigned long map_gen;		/* bumped by virtio_msg_pool_revoke() */
+	unsigned long *revoked;		/* pages faulting to the scratch page */
+	struct page *scratch;
 };
+
+/*
+ * Per bounce slot.  The fail path (virtio_msg_inflight.c) reads map_size
+ * and map_dir without a lock while mappings come and go: they only ever
+ * bound a write into the pool, never outside it.
+ */
+struct vmsg_pool_slot {
+	phys_addr_t orig;	/* the CPU buffer this slot bounces for */
+	u32 map_size;		/* first slot of a live mapping: its size */
+	u8 map_dir;		/* and its enum dma_data_direction */
+};
+
+static struct virtio_msg_pool *file_inode_pool(struct file *file)
+{
+	/* virtio_msg_pool_open() pointed f_mapping at the pool's inode. */
+	return file->f_mapping->host->i_private;
+}
 
 static struct virtio_msg_pool *dev_to_pool(struct device *dev)
 {
@@ -86,8 +112,35 @@ static phys_addr_t vmsg_pool_orig(struct virtio_msg_pool *pool, dma_addr_t addr)
 {
 	dma_addr_t off = addr - pool->bus_base;
 
-	return pool->orig[off >> VMSG_POOL_SLOT_SHIFT] +
+	return pool->slots[off >> VMSG_POOL_SLOT_SHIFT].orig +
 	       (off & (VMSG_POOL_SLOT_SIZE - 1));
+}
+
+static struct vmsg_pool_slot *vmsg_pool_slot(struct virtio_msg_pool *pool,
+					     dma_addr_t addr)
+{
+	return &pool->slots[(addr - pool->bus_base) >> VMSG_POOL_SLOT_SHIFT];
+}
+
+/*
+ * Gives pool pages [@off, @off + @size) back to user space, if a broken
+ * device's rings had them taken: its next ring may be allocated there.
+ * The scratch page mapped meanwhile goes, faults map the pool again.
+ */
+static void vmsg_pool_unrevoke(struct virtio_msg_pool *pool, size_t off,
+			       size_t size)
+{
+	unsigned long first = off >> PAGE_SHIFT;
+	unsigned long n = PAGE_ALIGN(size) >> PAGE_SHIFT;
+
+	/* Bits are only set while the ring is alive, never under our feet. */
+	if (find_next_bit(pool->revoked, first + n, first) >= first + n)
+		return;
+	mutex_lock(&pool->map_lock);
+	bitmap_clear(pool->revoked, first, n);
+	mutex_unlock(&pool->map_lock);
+	unmap_mapping_range(pool->inode->i_mapping, (loff_t)first << PAGE_SHIFT,
+			    (loff_t)n << PAGE_SHIFT, 1);
 }
 
 /* Copies between a bounce buffer and the (possibly highmem) CPU buffer. */
@@ -133,11 +186,12 @@ static dma_addr_t vmsg_pool_map(struct virtio_msg_pool *pool, phys_addr_t phys,
 				size_t size, enum dma_data_direction dir,
 				unsigned long attrs)
 {
+	struct vmsg_pool_slot *slot;
 	unsigned long vaddr;
 	dma_addr_t addr;
-	size_t i, slot;
+	size_t i;
 
-	if (!size || !pfn_valid(PHYS_PFN(phys)) ||
+	if (!size || size > U32_MAX || !pfn_valid(PHYS_PFN(phys)) ||
 	    !pfn_valid(PHYS_PFN(phys + size - 1)))
 		return DMA_MAPPING_ERROR;
 
@@ -148,13 +202,20 @@ static dma_addr_t vmsg_pool_map(struct virtio_msg_pool *pool, phys_addr_t phys,
 	}
 	vmsg_pool_note_use(pool);
 	addr = gen_pool_virt_to_phys(pool->gen, vaddr);
-	slot = (addr - pool->bus_base) >> VMSG_POOL_SLOT_SHIFT;
+	slot = vmsg_pool_slot(pool, addr);
 	for (i = 0; i < DIV_ROUND_UP(size, VMSG_POOL_SLOT_SIZE); i++)
-		pool->orig[slot + i] = phys + i * VMSG_POOL_SLOT_SIZE;
+		slot[i].orig = phys + i * VMSG_POOL_SLOT_SIZE;
 
-	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) &&
-	    (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL))
-		vmsg_pool_copy(pool, phys, (void *)vaddr, size, true);
+	/*
+	 * In every direction and whatever the attributes, as swiotlb does
+	 * since CVE-2022-0854: the slot still holds what an earlier mapping,
+	 * of any device of the pool, left in it, and a device that writes
+	 * less than it reports must hand back the buffer's own bytes.
+	 */
+	vmsg_pool_copy(pool, phys, (void *)vaddr, size, true);
+
+	WRITE_ONCE(slot->map_dir, dir);
+	WRITE_ONCE(slot->map_size, size);
 	return addr;
 }
 
@@ -179,14 +240,26 @@ static void vmsg_pool_unmap(struct virtio_msg_pool *pool, dma_addr_t addr,
 			    size_t size, enum dma_data_direction dir,
 			    unsigned long attrs)
 {
-	if (!vmsg_pool_contains(pool, addr, size)) {
+	size_t mapped;
+
+	if (!vmsg_pool_contains(pool, addr, size) ||
+	    (addr - pool->bus_base) & (VMSG_POOL_SLOT_SIZE - 1)) {
 		dev_err_ratelimited(pool->dev, "unmap of %pad+%zu outside the pool\n",
 				    &addr, size);
 		return;
 	}
+	/* Never free what is not mapped: gen_pool_free() BUG()s on it. */
+	mapped = xchg(&vmsg_pool_slot(pool, addr)->map_size, 0);
+	if (mapped != size) {
+		dev_err_ratelimited(pool->dev, "unmap of %pad+%zu, mapped: %zu\n",
+				    &addr, size, mapped);
+		if (!mapped)
+			return;
+	}
 	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC))
-		vmsg_pool_sync(pool, addr, size, dir, false);
-	gen_pool_free(pool->gen, (unsigned long)vmsg_pool_vaddr(pool, addr), size);
+		vmsg_pool_sync(pool, addr, min(size, mapped), dir, false);
+	gen_pool_free(pool->gen, (unsigned long)vmsg_pool_vaddr(pool, addr),
+		      mapped);
 }
 
 static void *vmsg_pool_alloc(struct virtio_msg_pool *pool, size_t size,
@@ -196,6 +269,12 @@ static void *vmsg_pool_alloc(struct virtio_msg_pool *pool, size_t size,
 	struct genpool_data_align align = { .align = PAGE_SIZE };
 	unsigned long vaddr;
 
+	/*
+	 * Whole pages: rings are coherent allocations, and the fail path
+	 * takes a broken device's ring pages back from user space
+	 * (virtio_msg_pool_revoke_range()) without taking anything else.
+	 */
+	size = PAGE_ALIGN(size);
 	vaddr = gen_pool_alloc_algo(pool->gen, size, gen_pool_first_fit_align,
 				    &align);
 	if (!vaddr) {
@@ -217,6 +296,8 @@ static void vmsg_pool_free(struct virtio_msg_pool *pool, size_t size,
 				    &addr, size);
 		return;
 	}
+	size = PAGE_ALIGN(size);
+	vmsg_pool_unrevoke(pool, addr - pool->bus_base, size);
 	gen_pool_free(pool->gen, (unsigned long)vaddr, size);
 }
 
@@ -582,6 +663,7 @@ static int vmsg_pool_inode_new(struct virtio_msg_pool *pool)
 		simple_release_fs(&vmsg_pool_mnt, &vmsg_pool_mnt_count);
 		return PTR_ERR(inode);
 	}
+	inode->i_private = pool;
 	pool->inode = inode;
 	return 0;
 }
@@ -611,6 +693,7 @@ static struct virtio_msg_pool *__vmsg_pool_create(struct device *dev,
 	if (!pool)
 		return ERR_PTR(-ENOMEM);
 	pool->dev = dev;
+	mutex_init(&pool->map_lock);
 
 	np = vmsg_of_reserved_mem_find(compatible);
 	if (np) {
@@ -661,9 +744,11 @@ static struct virtio_msg_pool *__vmsg_pool_create(struct device *dev,
 				pool->bus_base, pool->size, NUMA_NO_NODE);
 	if (ret)
 		goto err;
-	pool->orig = kvcalloc(pool->size >> VMSG_POOL_SLOT_SHIFT,
-			      sizeof(*pool->orig), GFP_KERNEL);
-	if (!pool->orig) {
+	pool->slots = kvcalloc(pool->size >> VMSG_POOL_SLOT_SHIFT,
+			       sizeof(*pool->slots), GFP_KERNEL);
+	pool->revoked = bitmap_zalloc(pool->size >> PAGE_SHIFT, GFP_KERNEL);
+	pool->scratch = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!pool->slots || !pool->revoked || !pool->scratch) {
 		ret = -ENOMEM;
 		goto err;
 	}
@@ -721,7 +806,14 @@ static void __vmsg_pool_destroy(struct virtio_msg_pool *pool, bool keep_memory)
 			in_use, pool->size / SZ_1K);
 		return;
 	}
-	kvfree(pool->orig);
+	kvfree(pool->slots);
+	bitmap_free(pool->revoked);
+	/*
+	 * A run-time pool's mappings hold a reference (vm_insert_page());
+	 * a region's went with the files, which hold the bus driver.
+	 */
+	if (pool->scratch)
+		__free_page(pool->scratch);
 	if (pool->gen)
 		gen_pool_destroy(pool->gen);
 	if (pool->rmem) {
@@ -776,22 +868,84 @@ void virtio_msg_pool_get_stats(struct virtio_msg_pool *pool,
 }
 
 /**
- * virtio_msg_pool_vaddr - kernel address of a bus address range
- * @pool: the pool, or NULL
- * @addr: bus address, untrusted
- * @len: length of the range
+ * virtio_msg_pool_mapping - a streaming mapping the kernel made, looked up
+ * @pool: the pool
+ * @addr: bus address, untrusted (read from a ring the device can write)
+ * @len: length, untrusted
+ * @device_writes: the mapping must let the device write, else read
+ * @slot: set to a number unique to the mapping, below
+ *	virtio_msg_pool_nr_slots()
  *
- * With the kernel's restricted-dma-pool ops too: their bounce slots are in
- * the region, mapped here as well, and bus addresses are its physical ones.
+ * With our own bounce buffers, a mapping that starts at @addr, is live,
+ * at least @len long and goes the right way; the caller may write or read
+ * @len bytes at the result.  The kernel's pool ops keep no record we can
+ * read: there, any range inside the pool.  For the fail path, which must
+ * trust nothing the device wrote.  May race with the mapping's unmap: the
+ * memory stays the pool's either way.
  *
- * Return: the address, or NULL unless the range lies inside the pool.
+ * Return: the kernel address, or NULL.
  */
-void *virtio_msg_pool_vaddr(struct virtio_msg_pool *pool, dma_addr_t addr,
-			    size_t len)
+void *virtio_msg_pool_mapping(struct virtio_msg_pool *pool, dma_addr_t addr,
+			      size_t len, bool device_writes,
+			      unsigned long *slot)
 {
-	if (!pool || !vmsg_pool_contains(pool, addr, len))
+	enum dma_data_direction dir;
+	struct vmsg_pool_slot *s;
+
+	if (!len || !vmsg_pool_contains(pool, addr, len))
+		return NULL;
+	*slot = (addr - pool->bus_base) >> VMSG_POOL_SLOT_SHIFT;
+	if (pool->kernel_ops)
+		return vmsg_pool_vaddr(pool, addr);
+
+	if ((addr - pool->bus_base) & (VMSG_POOL_SLOT_SIZE - 1))
+		return NULL;
+	s = vmsg_pool_slot(pool, addr);
+	if (READ_ONCE(s->map_size) < len)
+		return NULL;
+	dir = READ_ONCE(s->map_dir);
+	if (dir != DMA_BIDIRECTIONAL &&
+	    dir != (device_writes ? DMA_FROM_DEVICE : DMA_TO_DEVICE))
 		return NULL;
 	return vmsg_pool_vaddr(pool, addr);
+}
+
+unsigned long virtio_msg_pool_nr_slots(struct virtio_msg_pool *pool)
+{
+	return pool->size >> VMSG_POOL_SLOT_SHIFT;
+}
+
+/**
+ * virtio_msg_pool_revoke_range - take a broken device's ring from user space
+ * @pool: the pool
+ * @addr: bus address of a coherent allocation (a ring)
+ * @len: its length
+ *
+ * Every process mapping the pool loses the pages of [@addr, @addr + @len):
+ * from now on they fault to a scratch page, until the allocation is freed.
+ * Coherent allocations are whole pages, so nothing else is taken.  A
+ * scratch page rather than SIGBUS: the backend may be merely slow, and
+ * still serve the bus's other devices; what it writes for the broken one
+ * goes nowhere.  Sleeps.
+ *
+ * Return: false where the pages cannot be told apart (the kernel's pool
+ * ops mix rings and bounce slots in a page): nothing was taken then.
+ */
+bool virtio_msg_pool_revoke_range(struct virtio_msg_pool *pool,
+				  dma_addr_t addr, size_t len)
+{
+	unsigned long first, n;
+
+	if (pool->kernel_ops || !len || !vmsg_pool_contains(pool, addr, len))
+		return false;
+	first = (addr - pool->bus_base) >> PAGE_SHIFT;
+	n = ((addr - pool->bus_base + len - 1) >> PAGE_SHIFT) - first + 1;
+	mutex_lock(&pool->map_lock);
+	bitmap_set(pool->revoked, first, n);
+	mutex_unlock(&pool->map_lock);
+	unmap_mapping_range(pool->inode->i_mapping, (loff_t)first << PAGE_SHIFT,
+			    (loff_t)n << PAGE_SHIFT, 1);
+	return true;
 }
 
 size_t virtio_msg_pool_size(const struct virtio_msg_pool *pool)
@@ -806,10 +960,60 @@ dma_addr_t virtio_msg_pool_bus_base(const struct virtio_msg_pool *pool)
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_bus_base, "VIRTIO_MSG");
 
+/*
+ * Faults fill user mappings in, page by page, under map_lock, as vfio-pci
+ * does for its BARs: PTEs set up in ->mmap() would exist before the vma
+ * is linked where unmap_mapping_range() finds it, and a revocation running
+ * meanwhile would miss them.  Here a mapping older than the last
+ * revocation of the whole pool faults for good (SIGBUS), and a page taken
+ * from a broken device faults to the scratch page.
+ */
+static vm_fault_t vmsg_pool_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct virtio_msg_pool *pool = file_inode_pool(vma->vm_file);
+	unsigned long pgoff = vmf->pgoff;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	struct page *page;
+
+	if (pgoff >= pool->size >> PAGE_SHIFT)
+		return VM_FAULT_SIGBUS;
+
+	mutex_lock(&pool->map_lock);
+	if ((unsigned long)vma->vm_private_data != pool->map_gen)
+		goto out;
+	if (test_bit(pgoff, pool->revoked)) {
+		page = pool->scratch;
+	} else if (pool->pages) {
+		page = pool->pages[pgoff];
+	} else {
+		ret = vmf_insert_pfn(vma, vmf->address,
+				     PHYS_PFN(pool->rmem->base) + pgoff);
+		goto out;
+	}
+	if (vma->vm_flags & VM_MIXEDMAP) {
+		/* Refcounted pages: get_user_pages() works on them. */
+		ret = vmf_insert_page(vma, vmf->address, page);
+	} else {
+		ret = vmf_insert_pfn(vma, vmf->address, page_to_pfn(page));
+	}
+out:
+	mutex_unlock(&pool->map_lock);
+	return ret;
+}
+
+static const struct vm_operations_struct vmsg_pool_vm_ops = {
+	.fault = vmsg_pool_fault,
+};
+
 /**
  * virtio_msg_pool_mmap - map (part of) the pool into a process
  * @pool: the pool
  * @vma: the mapping; vm_pgoff is the page offset into the pool
+ *
+ * For a file virtio_msg_pool_open() was called on.  Private writable
+ * mappings are refused: the device side must see what it writes, and its
+ * memory can be taken back.
  *
  * Return: 0, or -EINVAL for a range not entirely inside the pool.
  */
@@ -819,15 +1023,19 @@ int virtio_msg_pool_mmap(struct virtio_msg_pool *pool,
 	unsigned long pages = pool->size >> PAGE_SHIFT;
 	unsigned long len = vma_pages(vma);
 
-	if (vma->vm_pgoff >= pages || len > pages - vma->vm_pgoff)
+	if (vma->vm_pgoff >= pages || len > pages - vma->vm_pgoff ||
+	    vma->vm_file->f_mapping != pool->inode->i_mapping ||
+	    (vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE)
 		return -EINVAL;
 
-	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
-	if (pool->pages)
-		return vm_map_pages(vma, pool->pages, pool->nr_pages);
-	return remap_pfn_range(vma, vma->vm_start,
-			       PHYS_PFN(pool->rmem->base) + vma->vm_pgoff,
-			       len << PAGE_SHIFT, vma->vm_page_prot);
+	/* A device-tree region may have no struct pages: PFN mappings. */
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP |
+		     (pool->pages ? VM_MIXEDMAP : VM_PFNMAP | VM_IO));
+	vma->vm_ops = &vmsg_pool_vm_ops;
+	mutex_lock(&pool->map_lock);
+	vma->vm_private_data = (void *)pool->map_gen;
+	mutex_unlock(&pool->map_lock);
+	return 0;
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_mmap, "VIRTIO_MSG");
 
@@ -858,6 +1066,10 @@ EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_open, "VIRTIO_MSG");
  */
 void virtio_msg_pool_revoke(struct virtio_msg_pool *pool)
 {
+	/* Mappings still being set up carry the old generation too. */
+	mutex_lock(&pool->map_lock);
+	pool->map_gen++;
+	mutex_unlock(&pool->map_lock);
 	unmap_mapping_range(pool->inode->i_mapping, 0, 0, 1);
 }
 EXPORT_SYMBOL_NS_GPL(virtio_msg_pool_revoke, "VIRTIO_MSG");
