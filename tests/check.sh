@@ -561,9 +561,9 @@ boot_kernel() {
 		dt-name) overlay="$TESTS_DIR/dts/vmsglb-rfc.dtso" pool=dt ;;
 		# Slab poisoning: a use-after-free in a race then oopses here
 		# too, not only on the debug kernel.
-		# virtio_net: the ring resize of tests/guest/hostile/removal.sh.
+		# virtio_net, virtiofs: ring resize and GET_SHM, tests/guest/hostile/removal.sh.
 		hostile) overlay=none pool=runtime suite="$TESTS_DIR/guest/hostile-suite.sh" smp=4
-			append="slab_debug=FZPU" extra_mods=virtio_net ;;
+			append="slab_debug=FZPU" extra_mods="virtio_net virtiofs" ;;
 		*) overlay=none pool=runtime ;;
 		esac
 		if grep -q "^SKIP build-$v:" "$RESULTS"; then
@@ -751,6 +751,7 @@ debug_boot() {
 	# The racing scenarios under KASAN and lockdep, on four CPUs.
 	hostile)
 		args+=(OVERLAY=none SMP=4 ENV=DK_SUITE=hostile-suite.sh ENV=HOSTILE_SECONDS="${DEBUG_HOSTILE_SECONDS:-20}")
+		# Not virtiofs: this kernel's has no DAX window to ask GET_SHM for.
 		extra_mods=virtio_net ;;
 	*) record "$res" FAIL "$name" "unknown kind $kind (DEBUG_KINDS)"; return ;;
 	esac

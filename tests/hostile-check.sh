@@ -48,8 +48,8 @@ env_args=(ENV="SUITE_KERNEL=$KERNEL" ENV="SUITE_SMP=$SMP")
 [[ -n "$GROUPS_" ]] && env_args+=(ENV="HOSTILE_GROUPS=$GROUPS_")
 [[ -n "${SECONDS_EACH:-}" ]] && env_args+=(ENV="HOSTILE_SECONDS=$SECONDS_EACH")
 rc=0
-# virtio_net: the ring resize scenario (tests/guest/hostile/removal.sh).
-VMSG_INITRAMFS_EXTRA_MODULES="${VMSG_INITRAMFS_EXTRA_MODULES:-virtio_net}" \
+# virtio_net, virtiofs: ring resize and GET_SHM (tests/guest/hostile/removal.sh).
+VMSG_INITRAMFS_EXTRA_MODULES="${VMSG_INITRAMFS_EXTRA_MODULES:-virtio_net virtiofs}" \
 	"$REPO/tests/vm-run" KERNEL="$KERNEL" SMP="$SMP" BUILD=0 MODDIR="$WORK/ko" PROGS="$WORK/progs" \
 	FILES="$REPO/tests/guest" LOGDIR="$LOGDIR" TIMEOUT="${TIMEOUT:-900}" APPEND="${APPEND:-}" \
 	"${env_args[@]}" "$REPO/tests/guest/hostile-suite.sh" >"$out" 2>&1 || rc=$?

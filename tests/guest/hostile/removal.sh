@@ -146,6 +146,8 @@ fi
 
 # GET_SHM: a region at a bus address outside anything the bus has, which
 # virtio-fs (DAX window) would claim and map as physical memory.
+# A module on the debug kernel, built in on Debian's.
+modprobe virtiofs 2>/dev/null
 if [ ! -d /sys/bus/virtio/drivers/virtiofs ]; then
 	skip removal-shm "no virtiofs driver in this kernel"
 else
